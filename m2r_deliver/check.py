@@ -1,0 +1,92 @@
+"""``m2r-deliver check``: the config is valid; now ask Redmine whether it will work.
+
+One line per finding (``ok``, ``warn``, ``FAIL``); exit 1 when anything failed. Meant for
+a person at a terminal, so it prints freely.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, TextIO
+
+from .config import Settings
+from .errors import EX_CHECK_FAILED, EX_OK, DeliveryError
+
+
+class _Report:
+    def __init__(self, out: TextIO):
+        self.out, self.failed = out, False
+
+    def ok(self, text: str) -> None:
+        print(f"ok   {text}", file=self.out)
+
+    def warn(self, text: str) -> None:
+        print(f"warn {text}", file=self.out)
+
+    def fail(self, text: str) -> None:
+        self.failed = True
+        print(f"FAIL {text}", file=self.out)
+
+
+def check(settings: Settings, out: TextIO) -> int:
+    report = _Report(out)
+    report.ok(f"config {settings.source or '(flags only)'}")
+    _check_state_dir(settings, report)
+    from . import redmine as api
+
+    connection = api.connect(settings)
+    try:
+        with api.translated_errors("asking who the key belongs to"):
+            me = connection.user.get("current")
+    except DeliveryError as exc:
+        report.fail(f"Redmine {settings.url}: {exc.reason}")
+        return EX_CHECK_FAILED
+    admin = bool(getattr(me, "admin", False))
+    report.ok(f"Redmine {settings.url} answers; the key is {me.login}'s")
+    if admin:
+        report.ok("the key's user is an administrator")
+    else:
+        report.warn(f"the key is not an administrator's: every issue is filed as {me.login}")
+    resolver = api.Resolver(connection, api.NameCache(settings.state_dir / "names.json", 0, settings.url))
+    for label, values in _value_sets(settings):
+        _check_values(resolver, api, label, values, report)
+    return EX_CHECK_FAILED if report.failed else EX_OK
+
+
+def _value_sets(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
+    sets = [("[issue]", dict(settings.issue))]
+    for route in settings.routes:
+        sets.append((f"route #{route.index}", {**settings.issue, **route.values}))
+    return sets
+
+
+def _check_values(resolver, api, label: str, values: dict[str, Any], report: _Report) -> None:
+    project = values.pop("project", None)
+    if not project:
+        report.fail(f"{label}: no project: set [issue] project or pass --project")
+        return
+    try:
+        fields, unknown = api.resolve_fields(resolver, project, {k: v for k, v in values.items() if v is not None})
+    except DeliveryError as exc:
+        report.fail(f"{label}: project {project!r}: {exc.reason}")
+        return
+    report.ok(f"{label}: project {project!r} is #{fields['project_id']}")
+    for name in unknown:
+        report.fail(f"{label}: {name} not found in Redmine")
+    resolved = [k for k in fields if k not in ("project_id",)]
+    if resolved:
+        report.ok(f"{label}: resolved {', '.join(resolved)}")
+
+
+def _check_state_dir(settings: Settings, report: _Report) -> None:
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=settings.state_dir, prefix=".check."):
+            pass
+    except OSError as exc:
+        report.fail(f"state dir {settings.state_dir}: not writable: {exc.strerror}")
+        return
+    report.ok(f"state dir {settings.state_dir} is writable")
+    if os.stat(settings.state_dir).st_mode & 0o077:
+        report.warn(f"state dir {settings.state_dir} is readable by others (it holds mail metadata)")

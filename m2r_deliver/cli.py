@@ -1,0 +1,131 @@
+"""Command line: rdm-mailhandler.rb's flags and ours → Settings → a subcommand.
+
+``m2r-deliver [options]`` delivers the mail on stdin; ``m2r-deliver check`` asks Redmine
+whether the configuration will work. Usage mistakes in delivery mode are configuration
+errors: logged, silent, exit 75, so the mail waits for the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Sequence
+
+from . import __version__, log
+from .config import load
+from .errors import ConfigError, exit_status
+
+SUBCOMMANDS = ("check",)
+LATER = "(accepted; applies once sender identity is configured, see README)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would exit 2: a bounce for Postfix
+        raise ConfigError(f"command line: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="m2r-deliver",
+        description="Deliver one RFC 822 mail from stdin into Redmine as an issue. "
+        "Exit 0: filed or deliberately dropped; 75: keep the mail and retry later.",
+        epilog="subcommands: 'm2r-deliver check [options]' checks the config against Redmine.",
+    )
+    p.add_argument("-V", "--version", action="version", version=f"m2r-deliver {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="print an account of the delivery on stderr")
+    p.add_argument("--config", metavar="PATH", help="TOML config (default $XDG_CONFIG_HOME/m2r-deliver/config.toml)")
+    p.add_argument("--dry-run", action="store_true", help="decide and resolve everything, write nothing, "
+                   "print the planned Redmine change as JSON")
+    r = p.add_argument_group("Redmine (rdm-mailhandler.rb compatible)")
+    r.add_argument("-u", "--url", help="URL of the Redmine server")
+    r.add_argument("-k", "--key", help="Redmine API key (prefer --key-file or the config: argv is public)")
+    r.add_argument("--key-file", metavar="FILE", help="file that holds the API key")
+    r.add_argument("--no-check-certificate", action="store_true", help="do not verify the server's certificate")
+    r.add_argument("--certificate-bundle", metavar="FILE", help="CA bundle to verify the server with")
+    i = p.add_argument_group("issue attributes (override [issue] in the config)")
+    i.add_argument("-p", "--project", help="identifier of the target project")
+    i.add_argument("-s", "--status", help="name of the target status")
+    i.add_argument("-t", "--tracker", help="name of the target tracker")
+    i.add_argument("--category", help="name of the target category")
+    i.add_argument("--priority", help="name of the target priority")
+    i.add_argument("--assigned-to", metavar="ASSIGNEE", help="assignee (login, e-mail or group name)")
+    i.add_argument("--fixed-version", metavar="VERSION", help="name of the target version")
+    i.add_argument("--private", action="store_true", default=None, help="create new issues as private")
+    i.add_argument("-o", "--allow-override", metavar="ATTRS",
+                   help="attributes the mail's keywords may set, comma-separated, or 'all'")
+    i.add_argument("--project-from-subaddress", metavar="ADDR",
+                   help="take the project from the sub-address of ADDR (ADDR+project@domain) among the recipients")
+    s = p.add_argument_group("sender handling")
+    s.add_argument("--unknown-user", metavar="ACTION", choices=("accept", "ignore", "create"),
+                   help=f"ignore, accept or create a sender without a Redmine account {LATER}")
+    s.add_argument("--default-group", metavar="GROUP", help=f"group for created users {LATER}")
+    s.add_argument("--no-permission-check", action="store_true", default=None,
+                   help=f"file as the sender even without permission in the project {LATER}")
+    s.add_argument("--no-account-notice", action="store_true", default=None,
+                   help=f"do not mail created users their account {LATER}")
+    s.add_argument("--no-notification", action="store_true", default=None,
+                   help=f"turn off notifications for created users {LATER}")
+    return p
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The flags that were given, as config sections: flags win over the file."""
+    allow = args.allow_override.split(",") if args.allow_override else None
+    return {
+        "redmine": {
+            "url": args.url,
+            "key": args.key,
+            "key_file": args.key_file,
+            "verify": False if args.no_check_certificate else None,
+            "ca_bundle": args.certificate_bundle,
+        },
+        "issue": {
+            "project": args.project,
+            "status": args.status,
+            "tracker": args.tracker,
+            "category": args.category,
+            "priority": args.priority,
+            "assigned_to": args.assigned_to,
+            "fixed_version": args.fixed_version,
+            "private": args.private,
+            "allow_override": allow,
+            "project_from_subaddress": args.project_from_subaddress,
+        },
+        "sender": {
+            "unknown_user": args.unknown_user,
+            "default_group": args.default_group,
+            "permission_check": False if args.no_permission_check else None,
+            "account_notice": False if args.no_account_notice else None,
+            "notification": False if args.no_notification else None,
+        },
+        "log": {"verbose": True if args.verbose else None},
+    }
+
+
+def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ if env is None else env)
+    command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "deliver"
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        settings = load(args.config, overrides_from(args), env)
+    except ConfigError as exc:
+        return _config_failure(command, exc, verbose)
+    if command == "check":
+        from .check import check
+
+        return check(settings, sys.stdout)
+    from .pipeline import Run, deliver
+
+    return deliver(sys.stdin.buffer, sys.stdout, sys.stderr, settings, Run(dry_run=args.dry_run, verbose=settings.verbose))
+
+
+def _config_failure(command: str, exc: ConfigError, verbose: bool) -> int:
+    if command == "check":
+        print(f"FAIL config: {exc}", file=sys.stdout)
+        return 1
+    log.emit(log.summary(decision="tempfail", fault=exc.fault, error=exc.reason), None, failed=True, verbose=verbose,
+             log_file=exc.log_file)
+    return exit_status(exc)

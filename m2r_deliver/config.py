@@ -1,0 +1,313 @@
+"""Config: the TOML file and the command-line flags become one frozen Settings.
+
+Every mistake is reported with the file, the key and the reason, all of them at once,
+because an operator fixing a config from a bounce-free log should need one round trip.
+The file is read with the standard library's ``tomllib`` (TOML 1.0).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ISSUE_FIELDS = ("project", "tracker", "status", "priority", "category", "assigned_to", "fixed_version")
+OVERRIDABLE = (*ISSUE_FIELDS[1:], "start_date", "due_date", "estimated_hours", "done_ratio", "private")
+ROUTE_MATCHES = ("from", "to", "list_id", "subject")
+UNKNOWN_USER_ACTIONS = ("accept", "ignore", "create")
+
+_STR, _BOOL, _NUM, _INT = str, bool, (int, float), int
+_LIST = list
+_TABLE = dict
+
+# section → key → accepted type(s); the single description of the file format.
+SCHEMA: dict[str, dict[str, Any]] = {
+    "redmine": {"url": _STR, "key": _STR, "key_file": _STR, "timeout": _NUM, "verify": _BOOL, "ca_bundle": _STR},
+    "issue": {
+        **{name: _STR for name in ISSUE_FIELDS},
+        "private": _BOOL,
+        "custom_fields": _TABLE,
+        "allow_override": _LIST,
+        "project_from_subaddress": _STR,
+    },
+    "mail": {"body_delimiters": _LIST, "empty_subject": _STR},
+    "sender": {
+        "unknown_user": _STR,
+        "default_group": _STR,
+        "permission_check": _BOOL,
+        "account_notice": _BOOL,
+        "notification": _BOOL,
+    },
+    "state": {"dir": _STR, "cache_ttl": _NUM},
+    "log": {"syslog": _BOOL, "file": _STR, "verbose": _BOOL},
+}
+ROUTE_KEYS = {**{m: (str, list) for m in ROUTE_MATCHES}, **SCHEMA["issue"]}
+ROUTE_KEYS.pop("project_from_subaddress")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Mail matching every given pattern gets these [issue] values. First match wins."""
+
+    match: dict[str, tuple[str, ...]]
+    values: dict[str, Any]
+    index: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    url: str
+    key: str = field(repr=False)
+    timeout: float = 30.0
+    verify: bool | str = True
+    issue: dict[str, Any] = field(default_factory=dict)
+    allow_override: frozenset[str] = frozenset()
+    project_from_subaddress: str | None = None
+    routes: tuple[Route, ...] = ()
+    body_delimiters: tuple[str, ...] = ()
+    empty_subject: str = "(no subject)"
+    unknown_user: str = "accept"
+    default_group: str | None = None
+    permission_check: bool = True
+    account_notice: bool = True
+    notification: bool = True
+    state_dir: Path = Path()
+    cache_ttl: float = 300.0
+    syslog: bool = True
+    log_file: Path | None = None
+    verbose: bool = False
+    source: str | None = None
+
+
+def default_config_path(env: dict[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
+    return Path(base) / "m2r-deliver" / "config.toml"
+
+
+def default_state_dir(env: dict[str, str]) -> Path:
+    base = env.get("XDG_STATE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "m2r-deliver"
+
+
+def load(path: str | None, overrides: dict[str, dict[str, Any]], env: dict[str, str]) -> Settings:
+    """Read the file (an explicit *path* must exist; the default one may be absent),
+    lay the flags' *overrides* over it, validate everything, and build Settings."""
+    source = Path(os.path.expanduser(path)) if path else default_config_path(env)
+    data: dict[str, Any] = {}
+    if path or source.exists():
+        data = _read_toml(source)
+    else:
+        source = None
+    errors = _validate(data, str(source) if source else "(flags)")
+    for section, values in overrides.items():
+        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    try:
+        if errors:
+            raise ConfigError("\n".join(errors))
+        return _build(data, source, env)
+    except ConfigError as exc:
+        exc.log_file = _log_file_of(data)
+        raise
+
+
+def _log_file_of(data: dict[str, Any]) -> Path | None:
+    """Where to report a config mistake: the [log] file, if the file says one clearly."""
+    log = data.get("log")
+    path = log.get("file") if isinstance(log, dict) else None
+    return Path(os.path.expanduser(path)) if isinstance(path, str) else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8", file=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
+    if "key" in data.get("redmine", {}):
+        _refuse_if_readable_by_others(path, "it holds [redmine] key")
+    return data
+
+
+def _refuse_if_readable_by_others(path: Path, why: str) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{why} but group or others may read it (mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}",
+            file=str(path),
+        )
+
+
+def _type_ok(value: Any, expected: Any) -> bool:
+    if expected is _NUM or expected == (int, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(expected, tuple):
+        return isinstance(value, expected)
+    return isinstance(value, expected)
+
+
+def _type_name(expected: Any) -> str:
+    names = {str: "a string", bool: "true or false", list: "a list", dict: "a table", int: "an integer"}
+    if isinstance(expected, tuple):
+        return " or ".join(names.get(t, "a number") for t in expected) if expected != (int, float) else "a number"
+    return names.get(expected, "a number")
+
+
+def _validate(data: dict[str, Any], where: str) -> list[str]:
+    errors: list[str] = []
+    for section, body in data.items():
+        if section == "route":
+            errors += _validate_routes(body, where)
+            continue
+        keys = SCHEMA.get(section)
+        if keys is None:
+            errors.append(f"{where}: [{section}]: unknown section (known: {', '.join([*SCHEMA, 'route'])})")
+            continue
+        if not isinstance(body, dict):
+            errors.append(f"{where}: {section}: must be a table")
+            continue
+        errors += _validate_table(body, keys, f"{where}: {section}.")
+    return errors
+
+
+def _validate_table(body: dict[str, Any], keys: dict[str, Any], prefix: str) -> list[str]:
+    errors = []
+    for key, value in body.items():
+        if key not in keys:
+            errors.append(f"{prefix}{key}: unknown key (known: {', '.join(keys)})")
+        elif not _type_ok(value, keys[key]):
+            errors.append(f"{prefix}{key}: must be {_type_name(keys[key])}, not {type(value).__name__}")
+    return errors
+
+
+def _validate_routes(routes: Any, where: str) -> list[str]:
+    if not isinstance(routes, list):
+        return [f"{where}: route: must be an array of tables, written [[route]]"]
+    errors = []
+    for number, route in enumerate(routes, 1):
+        prefix = f"{where}: route #{number}: "
+        if not isinstance(route, dict):
+            errors.append(f"{prefix}must be a table")
+            continue
+        for key, value in route.items():
+            if key not in ROUTE_KEYS:
+                errors.append(f"{prefix}{key}: unknown route field (matches: {', '.join(ROUTE_MATCHES)}; "
+                              f"values: {', '.join(k for k in ROUTE_KEYS if k not in ROUTE_MATCHES)})")
+            elif not _type_ok(value, ROUTE_KEYS[key]):
+                errors.append(f"{prefix}{key}: must be {_type_name(ROUTE_KEYS[key])}")
+        if not any(m in route for m in ROUTE_MATCHES):
+            errors.append(f"{prefix}has nothing to match on (give one of: {', '.join(ROUTE_MATCHES)})")
+        if isinstance(route.get("subject"), (str, list)):
+            for pattern in _as_tuple(route["subject"]):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    errors.append(f"{prefix}subject: bad regular expression {pattern!r}: {exc}")
+    return errors
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Settings:
+    where = str(source) if source else "(flags)"
+    redmine = data.get("redmine", {})
+    issue = data.get("issue", {})
+    mail = data.get("mail", {})
+    sender = data.get("sender", {})
+    state = data.get("state", {})
+    log = data.get("log", {})
+
+    url = redmine.get("url")
+    if not url:
+        raise ConfigError("no Redmine URL: set [redmine] url or pass --url", file=where, key="redmine.url")
+    if not re.match(r"https?://[^/\s]+", url):
+        raise ConfigError(f"not an http(s) URL: {url!r}", file=where, key="redmine.url")
+    timeout = redmine.get("timeout", 30)
+    if not 0 < timeout <= 600:
+        raise ConfigError(f"must be between 0 and 600 seconds, not {timeout}", file=where, key="redmine.timeout")
+
+    allow = issue.get("allow_override", [])
+    allow = [a.strip().lower().replace(" ", "_") for item in allow for a in str(item).split(",") if a.strip()]
+    if "all" in allow:
+        allow = list(OVERRIDABLE)
+    unknown = sorted(set(allow) - set(OVERRIDABLE) - {"custom_fields"})
+    if unknown:
+        raise ConfigError(f"unknown attribute(s) {', '.join(unknown)} (known: all, {', '.join(OVERRIDABLE)})",
+                          file=where, key="issue.allow_override")
+    action = sender.get("unknown_user", "accept")
+    if action not in UNKNOWN_USER_ACTIONS:
+        raise ConfigError(f"must be one of {', '.join(UNKNOWN_USER_ACTIONS)}, not {action!r}",
+                          file=where, key="sender.unknown_user")
+    delimiters = mail.get("body_delimiters", [])
+    if not all(isinstance(d, str) for d in delimiters):
+        raise ConfigError("must be a list of strings", file=where, key="mail.body_delimiters")
+
+    verify: bool | str = redmine.get("verify", True)
+    if verify and redmine.get("ca_bundle"):
+        verify = os.path.expanduser(redmine["ca_bundle"])
+
+    return Settings(
+        url=url.rstrip("/"),
+        key=_api_key(redmine, where),
+        timeout=float(timeout),
+        verify=verify,
+        issue={k: v for k, v in issue.items() if k in (*ISSUE_FIELDS, "private", "custom_fields")},
+        allow_override=frozenset(allow),
+        project_from_subaddress=issue.get("project_from_subaddress"),
+        routes=tuple(
+            Route(
+                match={m: _as_tuple(r[m]) for m in ROUTE_MATCHES if m in r},
+                values={k: v for k, v in r.items() if k not in ROUTE_MATCHES},
+                index=n,
+            )
+            for n, r in enumerate(data.get("route", []), 1)
+        ),
+        body_delimiters=tuple(delimiters),
+        empty_subject=mail.get("empty_subject", "(no subject)"),
+        unknown_user=action,
+        default_group=sender.get("default_group"),
+        permission_check=sender.get("permission_check", True),
+        account_notice=sender.get("account_notice", True),
+        notification=sender.get("notification", True),
+        state_dir=Path(os.path.expanduser(state["dir"])) if "dir" in state else default_state_dir(env),
+        cache_ttl=float(state.get("cache_ttl", 300)),
+        syslog=log.get("syslog", True),
+        log_file=Path(os.path.expanduser(log["file"])) if "file" in log else None,
+        verbose=log.get("verbose", False),
+        source=str(source) if source else None,
+    )
+
+
+def _api_key(redmine: dict[str, Any], where: str) -> str:
+    if redmine.get("key"):
+        return redmine["key"].strip()
+    key_file = redmine.get("key_file")
+    if not key_file:
+        raise ConfigError("no API key: set [redmine] key_file (or key), or pass --key-file", file=where,
+                          key="redmine.key_file")
+    path = Path(os.path.expanduser(key_file))
+    _refuse_if_readable_by_others(path, "it is an API key file")
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read API key file {path}: {exc}", file=where, key="redmine.key_file") from None
+    if not key:
+        raise ConfigError(f"API key file {path} is empty", file=where, key="redmine.key_file")
+    return key

@@ -1,0 +1,91 @@
+"""One exception hierarchy, and the one table that turns a failure into an exit status.
+
+Every failure is classified by whose fault it is, because that decides what the mail
+system must do: the mail's fault can never succeed by retrying, Redmine's and the
+config's may heal, and our own bugs must never lose the mail.
+"""
+
+from __future__ import annotations
+
+EX_OK = 0
+EX_TEMPFAIL = 75  # the only status every MDA caller reads as "keep it, try again"
+EX_CHECK_FAILED = 1  # for interactive subcommands only (check, replay), never for delivery
+
+
+class DeliveryError(Exception):
+    """Base of every failure the program knows how to explain."""
+
+    fault = "ours"
+    #: True when retrying the same mail later may succeed.
+    temporary = True
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConfigError(DeliveryError):
+    """The configuration (file or flags) is unreadable or wrong."""
+
+    fault = "config"
+
+    def __init__(self, reason: str, *, file: str | None = None, key: str | None = None):
+        where = ": ".join(part for part in (file, key) if part)
+        super().__init__(f"{where}: {reason}" if where else reason)
+        self.file, self.key = file, key
+        #: Where to log this mistake, when the config got far enough to say.
+        self.log_file = None
+
+
+class MailError(DeliveryError):
+    """The message itself cannot be filed (its own fault: retrying will not help)."""
+
+    fault = "mail"
+    temporary = False
+
+
+class RedmineUnavailable(DeliveryError):
+    """Redmine did not answer usefully: down, reset, timeout, 5xx, 429, or a bad key."""
+
+    fault = "redmine"
+
+
+class RedmineRefused(DeliveryError):
+    """Redmine answered and refused this mail (404 project, 422, 412): the mail's fault."""
+
+    fault = "mail"
+    temporary = False
+
+    def __init__(self, reason: str, *, status: int | None = None):
+        super().__init__(reason)
+        self.status = status
+
+
+class StateError(DeliveryError):
+    """The state directory cannot be read or written: never file without a record."""
+
+    fault = "state"
+
+
+class InternalError(DeliveryError):
+    """A bug of ours; the mail is kept for a retry after the fix."""
+
+    fault = "ours"
+
+
+def classify(exc: BaseException) -> DeliveryError:
+    """Wrap anything unexpected so that nothing escapes unclassified."""
+    if isinstance(exc, DeliveryError):
+        return exc
+    return InternalError(f"{type(exc).__name__}: {exc}")
+
+
+def exit_status(exc: BaseException | None) -> int:
+    """The one place where a failure becomes a sysexits status for the mail system.
+
+    Every failure tempfails: a mail that can never succeed is moved out of the retry loop
+    by the ledger's quarantine (which then reports success), never by a bounce status.
+    """
+    if exc is None:
+        return EX_OK
+    return EX_TEMPFAIL

@@ -1,0 +1,107 @@
+"""Route: a parsed Mail and the Settings become a Plan. Pure: no network, no state.
+
+Values come from, in rising order of precedence: the [issue] defaults, the first
+[[route]] whose patterns all match, and a project named by a sub-address
+(``redmine+ops@example.org``, rdm-mailhandler's --project-from-subaddress).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any
+
+from .config import Route, Settings
+from .mail import Mail
+from .plan import Plan, PlannedAttachment
+
+SUBJECT_LIMIT = 255  # Redmine's issues.subject column
+
+
+def plan_issue(mail: Mail, settings: Settings) -> Plan:
+    values: dict[str, Any] = dict(settings.issue)
+    chosen = "defaults"
+    route = first_matching_route(mail, settings.routes)
+    if route is not None:
+        values.update(route.values)
+        chosen = f"route #{route.index}"
+    subaddress_project = project_from_subaddress(mail, settings.project_from_subaddress)
+    if subaddress_project:
+        values["project"] = subaddress_project
+        chosen = f"{chosen}, sub-address"
+    project = values.pop("project", None)
+    return Plan(
+        action="create",
+        message_id=mail.message_id,
+        sender=mail.sender.addr if mail.sender else None,
+        subject=issue_subject(mail.subject, settings.empty_subject),
+        description=truncate_at_delimiters(mail.body, settings.body_delimiters),
+        project=project,
+        fields={k: v for k, v in values.items() if v not in (None, "", {})},
+        attachments=tuple(PlannedAttachment(a.filename, a.content_type, a.size) for a in mail.attachments),
+        route=chosen,
+    )
+
+
+def plan_drop(mail: Mail, guard: str, reason: str) -> Plan:
+    return Plan(
+        action="drop",
+        message_id=mail.message_id,
+        sender=mail.sender.addr if mail.sender else None,
+        subject=mail.subject,
+        guard=guard,
+        reason=reason,
+    )
+
+
+def issue_subject(subject: str, placeholder: str) -> str:
+    subject = " ".join(subject.split())
+    return (subject or placeholder)[:SUBJECT_LIMIT]
+
+
+def truncate_at_delimiters(body: str, delimiters: tuple[str, ...]) -> str:
+    """Cut the body at the first line that is a delimiter (quote markers allowed before it)."""
+    if not delimiters:
+        return body
+    wanted = {d.strip() for d in delimiters if d.strip()}
+    lines = body.split("\n")
+    for number, line in enumerate(lines):
+        if re.sub(r"^[> ]*", "", line).strip() in wanted:
+            return "\n".join(lines[:number]).rstrip()
+    return body
+
+
+def _matches(patterns: tuple[str, ...], candidates: list[str], *, regex: bool = False) -> bool:
+    for pattern in patterns:
+        for candidate in candidates:
+            if regex and re.search(pattern, candidate, re.IGNORECASE):
+                return True
+            if not regex and fnmatch.fnmatchcase(candidate.lower(), pattern.lower()):
+                return True
+    return False
+
+
+def first_matching_route(mail: Mail, routes: tuple[Route, ...]) -> Route | None:
+    fields = {
+        "from": [a for a in (mail.sender.addr if mail.sender else None, mail.envelope_sender) if a],
+        "to": list(mail.recipients),
+        "list_id": [mail.list_id] if mail.list_id else [],
+        "subject": [mail.subject],
+    }
+    for route in routes:
+        if all(_matches(patterns, fields[name], regex=name == "subject") for name, patterns in route.match.items()):
+            return route
+    return None
+
+
+def project_from_subaddress(mail: Mail, address: str | None) -> str | None:
+    """``user+project@domain`` among the recipients names the project."""
+    if not address or "@" not in address:
+        return None
+    local, domain = address.lower().split("@", 1)
+    pattern = re.compile(rf"^{re.escape(local)}\+([^@]+)@{re.escape(domain)}$")
+    for recipient in mail.recipients:
+        match = pattern.match(recipient)
+        if match:
+            return match.group(1)
+    return None

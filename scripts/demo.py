@@ -1,0 +1,55 @@
+"""Deliver examples/mail/*.eml through the installed m2r-deliver and print the outcome."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTBED = Path(os.environ.get("M2R_TESTBED_DIR", "/var/tmp/m2r-testbed")) / "testbed.json"
+
+
+def main() -> int:
+    info = json.loads(TESTBED.read_text())
+    home = Path(tempfile.mkdtemp(prefix="m2r-demo."))
+    key_file = home / "api-key"
+    key_file.write_text(info["admin_key"])
+    key_file.chmod(0o600)
+    config = home / "config.toml"
+    config.write_text((ROOT / "examples" / "config.toml").read_text()
+                      .replace("https://redmine.example.org", info["url"])
+                      .replace("~/.config/m2r-deliver/api-key", str(key_file))
+                      + f'\n[state]\ndir = "{home / "state"}"\n\n[log]\nsyslog = false\nfile = "{home / "m2r.log"}"\n')
+    config.chmod(0o600)
+    script = Path(sys.executable).parent / "m2r-deliver"
+    print(f"Redmine: {info['url']}   config: {config}\n")
+    for mail in sorted((ROOT / "examples" / "mail").glob("*.eml")):
+        proc = subprocess.run([str(script), "--config", str(config)], stdin=mail.open("rb"), capture_output=True)
+        line = (home / "m2r.log").read_text().strip().splitlines()[-1]
+        fields = dict(part.split("=", 1) for part in _split(line.split(": ", 1)[1]))
+        print(f"{mail.name}\n  exit {proc.returncode}, {fields.get('decision')}"
+              + (f" by guard {fields['guard']}" if "guard" in fields else "")
+              + (f" ({fields.get('error')})" if "error" in fields else ""))
+        if "issue" in fields:
+            number = fields["issue"].lstrip("#")
+            issue = requests.get(f"{info['url']}/issues/{number}.json", timeout=30,
+                                 headers={"X-Redmine-API-Key": info["admin_key"]}).json()["issue"]
+            print(f"  #{number} [{issue['project']['name']} - {issue['tracker']['name']}] {issue['subject']}")
+            print(f"  {info['url']}/issues/{number}")
+        print()
+    print(f"One log line per mail: {home / 'm2r.log'}")
+    return 0
+
+
+def _split(line: str) -> list[str]:
+    """key=value pairs, values possibly in double quotes."""
+    import shlex
+    return shlex.split(line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

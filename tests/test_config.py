@@ -1,0 +1,86 @@
+"""Config validation: every mistake names the file, the key and the reason."""
+
+import pytest
+
+from m2r_deliver.config import load
+from m2r_deliver.errors import ConfigError
+
+
+def write(tmp_path, text, mode=0o600):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def key_file(tmp_path, mode=0o600):
+    path = tmp_path / "key"
+    path.write_text("abc123\n")
+    path.chmod(mode)
+    return path
+
+
+def test_minimal_file(tmp_path):
+    path = write(tmp_path, f'[redmine]\nurl = "https://r.example.org/"\nkey_file = "{key_file(tmp_path)}"\n'
+                           '[issue]\nproject = "helpdesk"\nallow_override = ["tracker", "priority"]\n')
+    settings = load(str(path), {}, {"HOME": str(tmp_path)})
+    assert settings.url == "https://r.example.org"
+    assert settings.key == "abc123"
+    assert settings.issue == {"project": "helpdesk"}
+    assert settings.allow_override == {"tracker", "priority"}
+    assert settings.state_dir == tmp_path / ".local/state/m2r-deliver"
+    assert settings.timeout == 30
+
+
+def test_every_mistake_is_reported_at_once(tmp_path):
+    path = write(tmp_path, '[redmine]\nurl = "x"\ntimout = 3\n[issue]\nproject = 5\n[colour]\n'
+                           '[[route]]\nto = "a@x.org"\nprojct = "ops"\n[[route]]\nproject = "ops"\n')
+    with pytest.raises(ConfigError) as info:
+        load(str(path), {}, {})
+    text = str(info.value)
+    assert f"{path}: redmine.timout: unknown key" in text
+    assert f"{path}: issue.project: must be a string, not int" in text
+    assert f"{path}: [colour]: unknown section" in text
+    assert f"{path}: route #1: projct: unknown route field" in text
+    assert f"{path}: route #2: has nothing to match on" in text
+
+
+def test_key_in_a_file_others_can_read_is_refused(tmp_path):
+    path = write(tmp_path, '[redmine]\nurl = "https://r"\nkey = "secret"\n', mode=0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load(str(path), {}, {})
+
+
+def test_key_file_others_can_read_is_refused(tmp_path):
+    path = write(tmp_path, f'[redmine]\nurl = "https://r"\nkey_file = "{key_file(tmp_path, 0o640)}"\n', mode=0o644)
+    with pytest.raises(ConfigError, match="API key file"):
+        load(str(path), {}, {})
+
+
+def test_flags_override_the_file(tmp_path):
+    path = write(tmp_path, f'[redmine]\nurl = "https://r"\nkey_file = "{key_file(tmp_path)}"\n[issue]\nproject = "a"\n')
+    settings = load(str(path), {"issue": {"project": "b", "tracker": None}, "redmine": {"verify": False}}, {})
+    assert settings.issue["project"] == "b" and "tracker" not in settings.issue
+    assert settings.verify is False
+
+
+def test_flags_only_without_a_default_file(tmp_path):
+    settings = load(None, {"redmine": {"url": "http://r", "key": "k"}}, {"XDG_CONFIG_HOME": str(tmp_path)})
+    assert settings.source is None and settings.key == "k"
+
+
+def test_explicit_missing_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(str(tmp_path / "nope.toml"), {}, {})
+
+
+def test_bad_toml_and_bad_values(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(str(write(tmp_path, "[redmine\n")), {}, {})
+    base = f'[redmine]\nurl = "https://r"\nkey_file = "{key_file(tmp_path)}"\n'
+    with pytest.raises(ConfigError, match="allow_override"):
+        load(str(write(tmp_path, base + '[issue]\nallow_override = ["colour"]\n')), {}, {})
+    with pytest.raises(ConfigError, match="unknown_user"):
+        load(str(write(tmp_path, base + '[sender]\nunknown_user = "maybe"\n')), {}, {})
+    with pytest.raises(ConfigError, match="subject: bad regular expression"):
+        load(str(write(tmp_path, base + '[[route]]\nsubject = "(("\nproject = "x"\n')), {}, {})

@@ -1,0 +1,107 @@
+"""Every failure class gives exit 75 and prints nothing: against servers that misbehave
+on loopback, a closed port, and broken configs. (The real Redmine's refusals are in
+test_delivery.py.)"""
+
+import json
+
+import pytest
+
+from fakeserver import answering, misbehaving
+from mailfactory import make_mail
+
+
+def assert_silent_tempfail(result, *log_words):
+    assert result.returncode == 75, result
+    assert result.stdout == "" and result.stderr == ""
+    last = result.log.strip().splitlines()[-1]
+    assert "decision=tempfail" in last
+    for word in log_words:
+        assert word in last, last
+
+
+def test_connection_refused(offline_site):
+    result = offline_site.deliver(make_mail())
+    assert_silent_tempfail(result, "fault=redmine", "connection failed")
+
+
+def test_server_that_never_answers_is_cut_off_by_the_timeout(offline_site):
+    with misbehaving("hang") as url:
+        offline_site.write_config(url=url, redmine="timeout = 2")
+        result = offline_site.deliver(make_mail(), timeout=60)
+    assert_silent_tempfail(result, "fault=redmine", "no answer within the timeout")
+
+
+def test_connection_reset(offline_site):
+    with misbehaving("reset") as url:
+        offline_site.write_config(url=url)
+        result = offline_site.deliver(make_mail())
+    assert_silent_tempfail(result, "fault=redmine", "connection failed")
+
+
+@pytest.mark.parametrize("status,words", [
+    (500, "500 Internal Server Error"),
+    (502, "HTTP 502"),
+    (503, "HTTP 503"),
+    (429, "HTTP 429"),
+    (401, "401 Unauthorized"),
+    (403, "403 Forbidden"),
+    (409, "409 Conflict"),
+])
+def test_temporary_http_statuses(offline_site, status, words):
+    with answering(status) as (url, seen):
+        offline_site.write_config(url=url)
+        result = offline_site.deliver(make_mail())
+    assert seen, "the fake server was never asked"
+    assert_silent_tempfail(result, "fault=redmine", words)
+
+
+def test_refusals_are_the_mails_fault_and_still_keep_the_mail(offline_site):
+    body = json.dumps({"errors": ["Subject cannot be blank"]}).encode()
+    with answering(422, body) as (url, seen):
+        offline_site.write_config(url=url, issue='project = "7"\ntracker = "3"')
+        result = offline_site.deliver(make_mail())
+    assert any(method == "POST" and path.endswith("issues.json") for method, path in seen)
+    assert result.returncode == 75 and result.stdout == "" and result.stderr == ""
+    assert "fault=mail" in result.log and "Subject cannot be blank" in result.log
+
+
+def test_a_proxy_error_page_instead_of_json(offline_site):
+    with answering(200, b"<html>maintenance</html>", "text/html") as (url, _):
+        offline_site.write_config(url=url, issue='project = "7"')
+        result = offline_site.deliver(make_mail())
+    assert_silent_tempfail(result, "not Redmine's JSON")
+
+
+def test_missing_config_file(offline_site):
+    offline_site.config_path.unlink()
+    result = offline_site.deliver(make_mail())
+    assert result.returncode == 75 and result.stdout == "" and result.stderr == ""
+
+
+def test_unparseable_config_file_goes_to_syslog_only(offline_site):
+    offline_site.config_path.write_text("[redmine\n")
+    result = offline_site.deliver(make_mail())
+    assert result.returncode == 75 and result.stdout == "" and result.stderr == ""
+    assert result.log == ""
+
+
+def test_invalid_config_is_logged_where_it_says(offline_site):
+    offline_site.write_config("[colour]\n")
+    assert_silent_tempfail(offline_site.deliver(make_mail()), "fault=config", "[colour]: unknown section")
+
+
+def test_unknown_flag_is_a_config_error_not_a_bounce(offline_site):
+    result = offline_site.deliver(make_mail(), "--frobnicate")
+    assert result.returncode == 75 and result.stdout == "" and result.stderr == ""
+
+
+def test_empty_input(offline_site):
+    result = offline_site.deliver(b"")
+    assert result.returncode == 75 and result.stdout == "" and result.stderr == ""
+    assert "fault=mail" in result.log and "empty input" in result.log
+
+
+def test_verbose_prints_the_account_on_stderr(offline_site):
+    result = offline_site.deliver(make_mail(), "-v")
+    assert result.returncode == 75 and result.stdout == ""
+    assert "decision=tempfail" in result.stderr and "connection failed" in result.stderr
