@@ -1,0 +1,57 @@
+"""Maildir delivery, the safe way: write into tmp/, fsync, rename into new/.
+
+Used wherever a mail must be kept outside Redmine (quarantine, held and dropped mail):
+a reader never sees half a file, and a crash leaves at most a stray file in tmp/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from .errors import StateError
+
+
+def ensure_maildir(path: Path) -> Path:
+    try:
+        for sub in ("tmp", "new", "cur"):
+            (path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(f"cannot create Maildir {path}: {exc.strerror}") from None
+    return path
+
+
+def deliver_to_maildir(path: Path, data: bytes) -> Path:
+    """Store *data* byte for byte as a new message in the Maildir at *path*."""
+    ensure_maildir(path)
+    name = f"{time.time_ns()}.P{os.getpid()}R{os.urandom(4).hex()}.{socket.gethostname().replace('/', '_')}"
+    tmp = path / "tmp" / name
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        final = path / "new" / name
+        os.rename(tmp, final)
+        _fsync_dir(path / "new")
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise StateError(f"cannot store the mail in Maildir {path}: {exc.strerror}") from None
+    return final
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
