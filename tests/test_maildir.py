@@ -15,15 +15,6 @@ def test_message_lands_in_new_byte_for_byte(tmp_path):
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
-def test_unwritable_maildir_is_a_state_error(tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root can write anywhere; the read-only case is tested with a file in the way")
-    (tmp_path / "box").mkdir()
-    (tmp_path / "box").chmod(0o500)
-    with pytest.raises(StateError):
-        deliver_to_maildir(tmp_path / "box", b"x")
-
-
 def test_a_file_in_the_way_is_a_state_error(tmp_path):
     (tmp_path / "box").write_text("not a directory")
     with pytest.raises(StateError):
