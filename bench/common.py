@@ -1,0 +1,57 @@
+"""Shared pieces of the benchmarks: the test-bed, a throw-away site config, timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+TESTBED = Path(os.environ.get("M2R_TESTBED_DIR", "/var/tmp/m2r-testbed")) / "testbed.json"
+SCRIPT = Path(sys.executable).parent / "m2r-deliver"
+
+
+def testbed() -> dict:
+    return json.loads(TESTBED.read_text())
+
+
+def site_config(info: dict, extra: str = "") -> Path:
+    """A config in a fresh temporary home, filing into the test-bed's helpdesk project."""
+    home = Path(tempfile.mkdtemp(prefix="m2r-bench."))
+    key = home / "key"
+    key.write_text(info["admin_key"])
+    key.chmod(0o600)
+    config = home / "config.toml"
+    config.write_text(f'[redmine]\nurl = "{info["url"]}"\nkey_file = "{key}"\n\n'
+                      f'[issue]\nproject = "{info["project"]}"\ntracker = "Support"\n\n'
+                      f'[state]\ndir = "{home / "state"}"\n\n[log]\nsyslog = false\nfile = "{home / "log"}"\n\n{extra}')
+    config.chmod(0o600)
+    return config
+
+
+def request_mail(sender: str = "jsmith@example.net", tag: str = "bench") -> bytes:
+    msgid = f"{tag}.{uuid.uuid4().hex}@bench.example.org"
+    return (f"From: {sender}\r\nTo: request@example.org\r\nSubject: {tag} {msgid[:20]}\r\n"
+            f"Message-ID: <{msgid}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            "The printer on floor 3 prints blank pages.\r\n").encode()
+
+
+def timed(command: list[str], stdin: bytes) -> tuple[float, int]:
+    """Wall time of one whole process, in ms, and its exit status."""
+    start = time.perf_counter()
+    proc = subprocess.run(command, input=stdin, capture_output=True)
+    return (time.perf_counter() - start) * 1000, proc.returncode
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples), 1)
+
+
+def machine_state() -> str:
+    load = os.getloadavg()
+    return f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
