@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from .config import Settings
 from .errors import EX_CHECK_FAILED, EX_OK, DeliveryError
+from .maildir import ensure_maildir
 
 
 class _Report:
@@ -33,6 +34,7 @@ def check(settings: Settings, out: TextIO) -> int:
     report = _Report(out)
     report.ok(f"config {settings.source or '(flags only)'}")
     _check_state_dir(settings, report)
+    _check_guard(settings, report)
     from . import redmine as api
 
     connection = api.connect(settings)
@@ -90,3 +92,23 @@ def _check_state_dir(settings: Settings, report: _Report) -> None:
     report.ok(f"state dir {settings.state_dir} is writable")
     if os.stat(settings.state_dir).st_mode & 0o077:
         report.warn(f"state dir {settings.state_dir} is readable by others (it holds mail metadata)")
+
+
+def _check_guard(settings: Settings, report: _Report) -> None:
+    guard = settings.guard
+    folders = [("hold", guard.hold)] + ([("keep_dropped", guard.keep_dropped)] if guard.keep_dropped else [])
+    for key, folder in folders:
+        try:
+            ensure_maildir(folder)
+        except DeliveryError as exc:
+            report.fail(f"[guard] {key}: {exc.reason}")
+            continue
+        report.ok(f"[guard] {key}: Maildir {folder} is ready")
+    if guard.redmine_from:
+        report.ok(f"[guard] redmine_from: mail from {', '.join(guard.redmine_from)} is Redmine's own")
+    else:
+        # Redmine 5.0's REST API has no settings resource (GET /settings.json answers 403 even
+        # to an administrator's key), so the emission address cannot be read from Redmine.
+        report.warn("[guard] redmine_from is not set, and Redmine's REST API cannot tell it: copy the emission "
+                    "address from Administration > Settings > Email notifications (Redmine's own headers "
+                    "are recognised without it)")

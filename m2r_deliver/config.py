@@ -21,6 +21,9 @@ ISSUE_FIELDS = ("project", "tracker", "status", "priority", "category", "assigne
 OVERRIDABLE = (*ISSUE_FIELDS[1:], "start_date", "due_date", "estimated_hours", "done_ratio", "private")
 ROUTE_MATCHES = ("from", "to", "list_id", "subject")
 UNKNOWN_USER_ACTIONS = ("accept", "ignore", "create")
+#: The guards' names, each also a [guard] on/off key; guards.CHAIN runs them in this order.
+GUARD_NAMES = ("redmine_own", "loop_marker", "auto_submitted", "bounce", "not_addressed", "auto_reply", "bulk",
+               "mailing_list", "daemon_sender")
 
 _STR, _BOOL, _NUM, _INT = str, bool, (int, float), int
 _LIST = list
@@ -46,6 +49,17 @@ SCHEMA: dict[str, dict[str, Any]] = {
     },
     "state": {"dir": _STR, "cache_ttl": _NUM},
     "log": {"syslog": _BOOL, "file": _STR, "verbose": _BOOL},
+    "guard": {
+        **{name: _BOOL for name in GUARD_NAMES},
+        "trusted_senders": _LIST,
+        "catch_addresses": _LIST,
+        "redmine_from": _LIST,
+        "loop_markers": _LIST,
+        "rate_limit": _INT,
+        "rate_window": _NUM,
+        "hold": _STR,
+        "keep_dropped": _STR,
+    },
 }
 ROUTE_KEYS = {**{m: (str, list) for m in ROUTE_MATCHES}, **SCHEMA["issue"]}
 ROUTE_KEYS.pop("project_from_subaddress")
@@ -58,6 +72,29 @@ class Route:
     match: dict[str, tuple[str, ...]]
     values: dict[str, Any]
     index: int
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """The [guard] section: which guards run and what they compare against."""
+
+    off: frozenset[str] = frozenset()
+    #: From addresses or glob patterns whose automatic or list mail is a request.
+    trusted_senders: tuple[str, ...] = ()
+    #: When set, mail naming none of these among its recipients is left alone.
+    catch_addresses: tuple[str, ...] = ()
+    #: Redmine's emission address(es): mail from them is Redmine's own.
+    redmine_from: tuple[str, ...] = ()
+    #: X-Loop values that mark mail as already handled upstream.
+    loop_markers: tuple[str, ...] = ()
+    #: At most this many mails per sender per window are filed; 0 switches the breaker off.
+    rate_limit: int = 20
+    rate_window: float = 3600.0
+    hold: Path = Path("hold")
+    keep_dropped: Path | None = None
+
+    def enabled(self, name: str) -> bool:
+        return name not in self.off
 
 
 @dataclass(frozen=True)
@@ -82,6 +119,7 @@ class Settings:
     syslog: bool = True
     log_file: Path | None = None
     verbose: bool = False
+    guard: GuardSettings = GuardSettings()
     source: str | None = None
 
 
@@ -262,6 +300,7 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
     verify: bool | str = redmine.get("verify", True)
     if verify and redmine.get("ca_bundle"):
         verify = os.path.expanduser(redmine["ca_bundle"])
+    state_dir = Path(os.path.expanduser(state["dir"])) if "dir" in state else default_state_dir(env)
 
     return Settings(
         url=url.rstrip("/"),
@@ -286,12 +325,47 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
         permission_check=sender.get("permission_check", True),
         account_notice=sender.get("account_notice", True),
         notification=sender.get("notification", True),
-        state_dir=Path(os.path.expanduser(state["dir"])) if "dir" in state else default_state_dir(env),
+        state_dir=state_dir,
         cache_ttl=float(state.get("cache_ttl", 300)),
         syslog=log.get("syslog", True),
         log_file=Path(os.path.expanduser(log["file"])) if "file" in log else None,
         verbose=log.get("verbose", False),
+        guard=_guard_settings(data.get("guard", {}), state_dir, where),
         source=str(source) if source else None,
+    )
+
+
+def _guard_settings(guard: dict[str, Any], state_dir: Path, where: str) -> GuardSettings:
+    def strings(key: str) -> tuple[str, ...]:
+        values = guard.get(key, [])
+        if not all(isinstance(v, str) and v.strip() for v in values):
+            raise ConfigError("must be a list of non-empty strings", file=where, key=f"guard.{key}")
+        return tuple(v.strip().lower() for v in values)
+
+    def folder(key: str) -> Path | None:
+        value = guard.get(key)
+        if value is None:
+            return None
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else state_dir / path
+
+    rate_limit = guard.get("rate_limit", 20)
+    if rate_limit < 0:
+        raise ConfigError(f"must be 0 (off) or more, not {rate_limit}", file=where, key="guard.rate_limit")
+    rate_window = guard.get("rate_window", 3600)
+    if rate_window <= 0:
+        raise ConfigError(f"must be a number of seconds above 0, not {rate_window}", file=where,
+                          key="guard.rate_window")
+    return GuardSettings(
+        off=frozenset(name for name in GUARD_NAMES if guard.get(name) is False),
+        trusted_senders=strings("trusted_senders"),
+        catch_addresses=strings("catch_addresses"),
+        redmine_from=strings("redmine_from"),
+        loop_markers=strings("loop_markers"),
+        rate_limit=rate_limit,
+        rate_window=float(rate_window),
+        hold=folder("hold") or state_dir / "hold",
+        keep_dropped=folder("keep_dropped"),
     )
 
 

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .config import Settings
 from .errors import ConfigError
 from .mail import Mail
+from .maildir import deliver_to_maildir
 from .plan import Plan
 
 
 @dataclass(frozen=True)
 class Outcome:
-    #: "filed", "dropped" or "planned" (dry run).
+    #: "filed", "dropped", "held" or "planned" (dry run).
     decision: str
     issue_id: int | None = None
     url: str | None = None
+    #: Where a dropped or held mail was kept.
+    saved: Path | None = None
 
 
 def execute(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = False) -> tuple[Outcome, Plan]:
     """Resolve the plan's names and, unless dry-running, file it. Returns the outcome and
     the plan with the ids it resolved to."""
-    if plan.action == "drop":
-        return Outcome("dropped"), plan
+    if plan.action in ("drop", "hold"):
+        return set_aside(plan, mail, settings, dry_run=dry_run), plan
     from . import redmine as api  # the HTTP stack loads only here
 
     connection = api.connect(settings)
@@ -39,3 +43,15 @@ def execute(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = False
     uploads = [api.upload_spec(a.filename, a.content_type, a.data) for a in mail.attachments if a.size]
     issue_id = api.create_issue(connection, fields, uploads)
     return Outcome("filed", issue_id, f"{settings.url}/issues/{issue_id}"), resolved
+
+
+def set_aside(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = False) -> Outcome:
+    """A mail a guard stopped, kept byte for byte as received: held mail always in the hold
+    Maildir, dropped mail in keep_dropped when set. A failed write is a StateError (the
+    mail system keeps the mail), never a lost mail."""
+    holding = plan.action == "hold"
+    folder = settings.guard.hold if holding else settings.guard.keep_dropped
+    if dry_run:
+        return Outcome("planned")
+    saved = deliver_to_maildir(folder, mail.received.raw) if folder else None
+    return Outcome("held" if holding else "dropped", saved=saved)

@@ -33,8 +33,9 @@ def deliver(stdin: BinaryIO, stdout: TextIO, stderr: TextIO, settings: Settings,
     with _deadline(settings):
         try:
             mail = parse(read_message(stdin))
-            verdict = guards.run(mail, settings)
-            plan = plan_drop(mail, verdict.guard, verdict.reason) if verdict else plan_issue(mail, settings)
+            verdict = guards.decide(mail, settings, record=not run.dry_run)
+            plan = (plan_drop(mail, verdict.guard, verdict.reason, verdict.action) if verdict
+                    else plan_issue(mail, settings))
             outcome, plan = execute(plan, mail, settings, dry_run=run.dry_run)
             if run.dry_run:
                 stdout.write(plan.to_json() + "\n")
@@ -52,6 +53,7 @@ def deliver(stdin: BinaryIO, stdout: TextIO, stderr: TextIO, settings: Settings,
         fault=failure.fault if failure else None,
         error=failure.reason if failure else None,
         url=outcome.url if outcome else None,
+        saved=outcome.saved if outcome else None,
         ms=int((time.monotonic() - started) * 1000),
     )
     log.emit(line, settings, failed=failure is not None, verbose=run.verbose, stderr=stderr)

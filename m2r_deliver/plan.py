@@ -20,7 +20,7 @@ class PlannedAttachment:
 
 @dataclass(frozen=True)
 class Plan:
-    #: "create" a new issue, or "drop" the mail (a guard fired).
+    #: "create" a new issue, "drop" the mail (a guard fired), or "hold" it (the rate limit).
     action: str
     message_id: str | None
     sender: str | None
@@ -33,7 +33,7 @@ class Plan:
     attachments: tuple[PlannedAttachment, ...] = ()
     #: Which rule chose the values: "route #2", "subaddress", "defaults".
     route: str = "defaults"
-    #: The guard that dropped the mail, and why.
+    #: The guard that dropped or held the mail, and why.
     guard: str | None = None
     reason: str | None = None
     #: Filled by deliver on --dry-run: the ids the names resolved to.

@@ -43,9 +43,10 @@ def plan_issue(mail: Mail, settings: Settings) -> Plan:
     )
 
 
-def plan_drop(mail: Mail, guard: str, reason: str) -> Plan:
+def plan_drop(mail: Mail, guard: str, reason: str, action: str = "drop") -> Plan:
+    """A mail a guard stopped: dropped, or held by the rate limit (*action* "hold")."""
     return Plan(
-        action="drop",
+        action=action,
         message_id=mail.message_id,
         sender=mail.sender.addr if mail.sender else None,
         subject=mail.subject,
