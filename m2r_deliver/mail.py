@@ -8,7 +8,6 @@ parser (the default policy raises on real-world headers) and the one text decode
 from __future__ import annotations
 
 import email
-import email.policy
 import email.utils
 import re
 from dataclasses import dataclass, field
@@ -84,7 +83,8 @@ class Mail:
 
 
 def parse(received: Received) -> Mail:
-    msg = email.message_from_bytes(received.message, policy=email.policy.compat32)
+    # The default policy is compat32, the lenient one; naming it would import email.policy (~20 ms).
+    msg = email.message_from_bytes(received.message)
     headers = tuple((name.lower(), charsets.decode_header(value)) for name, value in msg.raw_items())
     raw = {name.lower(): value for name, value in reversed(list(msg.raw_items()))}
     body, from_html = _body(msg)
