@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from . import keywords
 from .config import Settings
-from .errors import ConfigError
+from .errors import ConfigError, RedmineRefused
 from .mail import Mail
-from .plan import Plan
+from .plan import Plan, PlannedAttachment, size_text
 
 
 @dataclass(frozen=True)
@@ -26,16 +27,55 @@ def execute(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = False
     from . import redmine as api  # the HTTP stack loads only here
 
     connection = api.connect(settings)
-    resolver = api.Resolver(connection, api.NameCache(settings.state_dir / "names.json", settings.cache_ttl, settings.url))
-    if not plan.project:
+    cache = api.NameCache(settings.state_dir / "names.json", settings.cache_ttl, settings.url)
+    resolver = api.Resolver(connection, cache)
+    keyed = api.resolve_keywords(resolver, plan.project, plan.keywords)
+    if not keyed.project:
         raise ConfigError("no project for this mail: set [issue] project, a [[route]] project, or pass --project")
-    fields, unknown = api.resolve_fields(resolver, plan.project, plan.fields)
+    fields, unknown = api.resolve_fields(resolver, keyed.project, plan.fields)
+    if unknown and keyed.project != plan.project and plan.project:
+        # The project the mail named lacks a value the config sets: keep the default project.
+        named = keyed.project
+        keyed = api.resolve_keywords(resolver, plan.project, tuple(k for k in plan.keywords if k.attribute != "project"))
+        keyed = replace(keyed, warnings=(f"project {named!r} ignored: it lacks {', '.join(unknown)}", *keyed.warnings))
+        fields, unknown = api.resolve_fields(resolver, plan.project, plan.fields)
     if unknown:
         raise ConfigError(f"unknown in Redmine: {', '.join(unknown)} (run: m2r-deliver check)", key=plan.route)
-    fields.update(subject=plan.subject, description=plan.description)
-    resolved = replace(plan, resolved={k: v for k, v in fields.items() if k not in ("subject", "description")})
+    resolved = replace(plan, project=keyed.project, description=keywords.without_lines(plan.description, keyed.lines),
+                       warnings=plan.warnings + keyed.warnings, resolved=api.merged(fields, keyed.fields))
     if dry_run:
         return Outcome("planned"), resolved
-    uploads = [api.upload_spec(a.filename, a.content_type, a.data) for a in mail.attachments if a.size]
-    issue_id = api.create_issue(connection, fields, uploads)
+    uploads, refused = api.upload_attachments(connection, cache, [(a, mail.attachments[a.index]) for a in plan.attachments])
+    resolved = _with_refused(resolved, refused)
+    try:
+        issue_id = api.create_issue(connection, _issue(resolved), uploads)
+    except RedmineRefused as exc:
+        if exc.status != 422 or not keyed.fields:
+            raise
+        # A value the mail asked for that Redmine will not take must not cost the mail.
+        resolved = replace(resolved, resolved=fields, description=plan.description + _notes(refused),
+                           warnings=(*resolved.warnings, f"keywords refused by Redmine ({exc.reason}): ignored"))
+        issue_id = api.create_issue(connection, _issue(resolved), uploads)
     return Outcome("filed", issue_id, f"{settings.url}/issues/{issue_id}"), resolved
+
+
+def _issue(plan: Plan) -> dict:
+    return {**plan.resolved, "subject": plan.subject, "description": plan.description}
+
+
+def _with_refused(plan: Plan, refused: list[PlannedAttachment]) -> Plan:
+    """The plan with the files Redmine would not take marked, named in the description
+    (the issue says what is missing) and in the warnings."""
+    if not refused:
+        return plan
+    by_index = {a.index: a for a in refused}
+    return replace(
+        plan,
+        attachments=tuple(by_index.get(a.index, a) for a in plan.attachments),
+        description=plan.description + _notes(refused),
+        warnings=(*plan.warnings, *(f"{a.filename!r} left out: {a.left_out}" for a in refused)),
+    )
+
+
+def _notes(refused: list[PlannedAttachment]) -> str:
+    return "".join(f"\n\n[Attachment not filed: {a.filename} ({size_text(a.size)}): {a.left_out}]" for a in refused)
