@@ -273,7 +273,7 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
     if body_part not in BODY_PARTS:
         raise ConfigError(f"must be one of {', '.join(BODY_PARTS)}, not {body_part!r}",
                           file=where, key="mail.preferred_body_part")
-    excluded = _strings(mail, "excluded_filenames", where)
+    excluded = [pattern.strip() for pattern in _strings(mail, "excluded_filenames", where)]
     if mail.get("excluded_filenames_regex"):
         excluded_res = _compiled(excluded, where, "mail.excluded_filenames")
     else:

@@ -41,26 +41,41 @@ def execute(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = False
         fields, unknown = api.resolve_fields(resolver, plan.project, plan.fields)
     if unknown:
         raise ConfigError(f"unknown in Redmine: {', '.join(unknown)} (run: m2r-deliver check)", key=plan.route)
-    resolved = replace(plan, project=keyed.project, description=keywords.without_lines(plan.description, keyed.lines),
-                       warnings=plan.warnings + keyed.warnings, resolved=api.merged(fields, keyed.fields))
     if dry_run:
-        return Outcome("planned"), resolved
+        return Outcome("planned"), _resolved(plan, keyed, fields)
     uploads, refused = api.upload_attachments(connection, cache, [(a, mail.attachments[a.index]) for a in plan.attachments])
-    resolved = _with_refused(resolved, refused)
+    plan = _with_refused(plan, refused)
     try:
-        issue_id = api.create_issue(connection, _issue(resolved), uploads)
+        return _file(api, connection, settings, _resolved(plan, keyed, fields), uploads)
     except RedmineRefused as exc:
-        if exc.status != 422 or not keyed.fields:
+        candidates = [keyword for keyword, _ in keyed.applied if keyword.attribute != "project"]
+        if exc.status != 422 or not candidates:
             raise
-        # A value the mail asked for that Redmine will not take must not cost the mail.
-        resolved = replace(resolved, resolved=fields, description=plan.description + _notes(refused),
-                           warnings=(*resolved.warnings, f"keywords refused by Redmine ({exc.reason}): ignored"))
-        issue_id = api.create_issue(connection, _issue(resolved), uploads)
-    return Outcome("filed", issue_id, f"{settings.url}/issues/{issue_id}"), resolved
+        refusal = f"refused by Redmine ({exc.reason}): ignored"
+    # A value the mail asked for that Redmine will not take must not cost the mail: try
+    # without each keyword in turn, then without all of them.
+    fallbacks = [*([k] for k in candidates), candidates]
+    for number, dropped in enumerate(fallbacks, 1):
+        try:
+            return _file(api, connection, settings, _resolved(plan, keyed.without(dropped, refusal), fields), uploads)
+        except RedmineRefused as exc:
+            if exc.status != 422 or number == len(fallbacks):
+                raise
 
 
-def _issue(plan: Plan) -> dict:
-    return {**plan.resolved, "subject": plan.subject, "description": plan.description}
+def _file(api, connection, settings: Settings, plan: Plan, uploads: list) -> tuple[Outcome, Plan]:
+    issue = {**plan.resolved, "subject": plan.subject, "description": plan.description}
+    issue_id, not_taken = api.create_issue(connection, issue, uploads)
+    return Outcome("filed", issue_id, f"{settings.url}/issues/{issue_id}"), replace(plan, warnings=(*plan.warnings, *not_taken))
+
+
+def _resolved(plan: Plan, keyed, fields: dict) -> Plan:
+    """The plan as it will be filed: the keywords' project and values over the defaults,
+    their lines out of the description."""
+    from .redmine import merged
+
+    return replace(plan, project=keyed.project, description=keywords.without_lines(plan.description, keyed.lines),
+                   warnings=plan.warnings + keyed.warnings, resolved=merged(fields, keyed.fields))
 
 
 def _with_refused(plan: Plan, refused: list[PlannedAttachment]) -> Plan:

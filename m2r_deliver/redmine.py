@@ -282,38 +282,51 @@ def resolve_fields(resolver: Resolver, project: str, fields: dict[str, Any]) -> 
 
 @dataclass(frozen=True)
 class Keyed:
-    """What a mail's keywords change: the project, the API attributes, the description
-    lines that did it, and why the others did not."""
+    """What a mail's keywords change: the project, each keyword Redmine knows with the
+    API attributes it sets, and why the others change nothing."""
 
     project: str | None
-    fields: dict[str, Any]
-    lines: frozenset[int]
+    applied: tuple[tuple[Keyword, dict[str, Any]], ...]
     warnings: tuple[str, ...]
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for _, fields in self.applied:
+            result = merged(result, fields)
+        return result
+
+    @property
+    def lines(self) -> set[int]:
+        """The description lines of the applied keywords."""
+        return {keyword.line for keyword, _ in self.applied}
+
+    def without(self, keywords: list[Keyword], reason: str) -> Keyed:
+        return replace(self, applied=tuple(a for a in self.applied if a[0] not in keywords),
+                       warnings=(*self.warnings, *(f"{k.name or k.attribute} {k.value!r} {reason}" for k in keywords)))
 
 
 def resolve_keywords(resolver: Resolver, project: str | None, keywords: tuple[Keyword, ...]) -> Keyed:
     """Each keyword Redmine knows the value of; an unknown value leaves the default in
     place and says so. Never raises for a value the mail got wrong."""
     warnings: list[str] = []
-    lines: set[int] = set()
+    applied: list[tuple[Keyword, dict[str, Any]]] = []
     for keyword in keywords:
         if keyword.attribute == "project":
             if resolver.find_project(keyword.value) is not None:
                 project = keyword.value
-                lines.add(keyword.line)
+                applied.append((keyword, {}))
             else:
                 warnings.append(f"project {keyword.value!r} unknown: filed in {project or 'no project'}")
-    api: dict[str, Any] = {}
     for keyword in keywords:
         if keyword.attribute == "project" or project is None:
             continue
         fields, problem = _keyword_fields(resolver, project, keyword)
         if fields is not None:
-            api = merged(api, fields)
-            lines.add(keyword.line)
+            applied.append((keyword, fields))
         elif problem:
             warnings.append(problem)
-    return Keyed(project, api, frozenset(lines), tuple(warnings))
+    return Keyed(project, tuple(applied), tuple(warnings))
 
 
 def _keyword_fields(resolver: Resolver, project: str, keyword: Keyword) -> tuple[dict[str, Any] | None, str | None]:
@@ -340,11 +353,34 @@ def merged(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
     return result
 
 
-def create_issue(redmine: Redmine, api_fields: dict[str, Any], uploads: list[dict[str, Any]]) -> int:
-    if uploads:
-        api_fields = {**api_fields, "uploads": uploads}
+def create_issue(redmine: Redmine, api_fields: dict[str, Any], uploads: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    """File the issue; its id, and the attributes Redmine silently did not set."""
     with translated_errors("creating the issue"):
-        return int(redmine.issue.create(**api_fields).id)
+        issue = redmine.issue.create(**api_fields, **({"uploads": uploads} if uploads else {})).raw()
+        return int(issue["id"]), not_taken(api_fields, issue)
+
+
+#: Attributes sent as ``x_id`` and answered as ``{"x": {"id": …}}``.
+_ANSWERED_AS = {
+    "tracker_id": "tracker", "status_id": "status", "priority_id": "priority", "category_id": "category",
+    "fixed_version_id": "fixed_version", "assigned_to_id": "assigned_to", "parent_issue_id": "parent",
+}
+
+
+def not_taken(requested: dict[str, Any], issue: dict[str, Any]) -> list[str]:
+    """What Redmine left out without an error: a status its workflow does not allow for a
+    new issue, a field the key's user may not set."""
+    missing = []
+    for key, value in requested.items():
+        if key in _ANSWERED_AS:
+            got = (issue.get(_ANSWERED_AS[key]) or {}).get("id")
+        elif key in ("is_private", "start_date", "due_date", "done_ratio", "estimated_hours"):
+            got = issue.get(key)
+        else:
+            continue
+        if got != value:
+            missing.append(f"{key} {value!r} not taken by Redmine (workflow or permissions), it set {got!r}")
+    return missing
 
 
 def upload_attachments(redmine: Redmine, cache: NameCache, files: list[tuple[PlannedAttachment, Attachment]],
