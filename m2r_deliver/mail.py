@@ -8,7 +8,6 @@ parser (the default policy raises on real-world headers) and the one text decode
 from __future__ import annotations
 
 import binascii
-import email.policy
 import email.utils
 import mimetypes
 import quopri
@@ -134,7 +133,7 @@ def parse(received: Received) -> Mail:
 def _parse_bytes(data: bytes) -> Message:
     """Fed a slice at a time, the parser never holds the whole mail as one more string
     nor all of its lines at once: a 20 MB attachment costs tens of MB, not hundreds."""
-    parser = BytesFeedParser(policy=email.policy.compat32)
+    parser = BytesFeedParser()  # compat32, the lenient policy; naming it would import email.policy
     view = memoryview(data)
     for start in range(0, len(data), _SLICE):
         parser.feed(bytes(view[start : start + _SLICE]))
