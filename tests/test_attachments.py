@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import functools
 import hashlib
 import io
 import os
@@ -18,6 +19,15 @@ from m2r_deliver.mail import _decoded_chunks, _leaf_parts, parse
 from m2r_deliver.read import read_message
 from test_charsets import sjis_to_jis
 from test_delivery import filed_issue
+
+@pytest.fixture
+def site(site):
+    """The shared Redmine answers slowly while others' suites run (uploads above all):
+    these tests wait a minute for an answer, not the usual ten seconds."""
+    site.write_config = functools.partial(site.write_config, redmine="timeout = 60")
+    site.write_config()
+    return site
+
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(3000)

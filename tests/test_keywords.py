@@ -12,6 +12,7 @@ from m2r_deliver.config import load
 from m2r_deliver.errors import ConfigError
 from m2r_deliver.redmine import custom_field_value
 from test_charsets import sjis_to_jis
+from test_attachments import site  # noqa: F401 (a patient site, as a fixture)
 from test_delivery import filed_issue
 
 ALL = frozenset({"tracker", "status", "priority", "category", "assigned_to", "fixed_version", "start_date",
@@ -159,3 +160,16 @@ def test_value_redmine_refuses_costs_only_that_keyword(site, testbed, token):
     assert issue["description"].replace("\r\n", "\n") == "Please look.\nParent task: 99999999"
     assert "parent_issue 99999999 refused by Redmine (creating the issue: 422 Parent task is invalid)" in \
         site.last_log_line()
+
+
+def test_check_reports_a_misspelt_custom_field_override(site, testbed):
+    import subprocess
+
+    from conftest import console_script
+
+    site.write_config(issue='project = "helpdesk"\nallow_override = ["custom_field:Target host", "custom_field:Targt"]')
+    proc = subprocess.run([console_script(), "check", "--config", str(site.config_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "ok   allow_override: custom field 'target_host' exists" in proc.stdout.splitlines()
+    assert "FAIL allow_override: no issue custom field is named 'targt'" in proc.stdout.splitlines()

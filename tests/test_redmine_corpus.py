@@ -24,6 +24,7 @@ import re
 import pytest
 
 from conftest import corpus_file
+from test_attachments import site  # noqa: F401 (a patient site, as a fixture)
 from test_delivery import filed_issue
 
 MH = "redmine-mail-handler"
@@ -243,6 +244,13 @@ def test_add_issue_without_from_header(site, testbed, token):
     issue = deliver(site, testbed, corpus("ticket_without_from_header.eml", token))
     assert issue["subject"] == "New ticket on a given project"
     assert "Lorem ipsum" in text(issue)
+
+
+def test_add_issue_by_anonymous_user_with_no_from_address(site, testbed, token):
+    """Who files it (anonymous in Redmine) is the identity part's; the content is ours."""
+    issue = deliver(site, testbed, corpus("ticket_by_empty_user.eml", token), flags=("--unknown-user", "accept"))
+    assert issue["subject"] == "Ticket by unknown user"
+    assert text(issue) == "This is a ticket submitted by an unknown user."
 
 
 def test_add_issue_with_invalid_attributes(site, testbed, token):
