@@ -72,10 +72,8 @@ def _file(api, connection, settings: Settings, plan: Plan, uploads: list) -> tup
 def _resolved(plan: Plan, keyed, fields: dict) -> Plan:
     """The plan as it will be filed: the keywords' project and values over the defaults,
     their lines out of the description."""
-    from .redmine import merged
-
     return replace(plan, project=keyed.project, description=keywords.without_lines(plan.description, keyed.lines),
-                   warnings=plan.warnings + keyed.warnings, resolved=merged(fields, keyed.fields))
+                   warnings=plan.warnings + keyed.warnings, resolved=keyed.over(fields))
 
 
 def _with_refused(plan: Plan, refused: list[PlannedAttachment]) -> Plan:

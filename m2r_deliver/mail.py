@@ -222,10 +222,16 @@ def _clean(text: str) -> str:
     return "\n".join(line.rstrip() for line in lines).strip("\n")
 
 
+def _raw_header(part: Message, name: str) -> str | None:
+    """A header as the parser read it: the library's own accessor turns a value with raw
+    8-bit bytes into an object that loses them."""
+    return next((value for key, value in part.raw_items() if key.lower() == name), None)
+
+
 def _param(part: Message, header: str, name: str) -> str | tuple | None:
     """A header parameter, read from the raw value: for a header with raw 8-bit bytes
     the library would hand back U+FFFD where the characters were."""
-    raw = next((value for key, value in part.raw_items() if key.lower() == header), None)
+    raw = _raw_header(part, header)
     if raw is None:
         return None
     scratch = Message()
@@ -256,7 +262,7 @@ def _attachments(msg: Message):
         if ctype == "message/rfc822":
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                name = _filename(part) or charsets.decode_header(inner[0].get("Subject")) or "message"
+                name = _filename(part) or charsets.decode_header(_raw_header(inner[0], "subject")) or "message"
                 yield Attachment(_eml_name(name), ctype, part)
         else:
             yield Attachment(_filename(part) or _unnamed(part), ctype, part)
@@ -265,7 +271,7 @@ def _attachments(msg: Message):
 def _unnamed(part: Message) -> str:
     """A name for a part that has none: Outlook's inline images carry it in the Content-ID
     (``image001.png@01D9…``); otherwise the type's usual extension."""
-    content_id = (part.get("Content-ID") or "").strip().strip("<>").split("@")[0]
+    content_id = charsets.decode_header(_raw_header(part, "content-id")).strip("<>").split("@")[0]
     if re.fullmatch(r"[\w.-]+\.\w{1,5}", content_id):
         return content_id
     extension = mimetypes.guess_extension(part.get_content_type()) or ".bin"

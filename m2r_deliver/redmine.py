@@ -289,9 +289,9 @@ class Keyed:
     applied: tuple[tuple[Keyword, dict[str, Any]], ...]
     warnings: tuple[str, ...]
 
-    @property
-    def fields(self) -> dict[str, Any]:
-        result: dict[str, Any] = {}
+    def over(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """The API attributes: the applied keywords' over *defaults*."""
+        result = defaults
         for _, fields in self.applied:
             result = merged(result, fields)
         return result

@@ -204,3 +204,10 @@ def test_mail_that_is_only_an_attachment_is_filed(site, testbed, token):
     issue = filed_issue(site.deliver(data), testbed)
     assert issue["subject"] == f"scan {token}" and issue["description"] == ""
     assert [(a["filename"], a["filesize"]) for a in issue["attachments"]] == [("scan.pdf", len(PDF))]
+
+
+def test_raw_8bit_subject_of_a_forwarded_mail_and_content_id_names():
+    data = multipart("t", "--B1\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@example.net\r\nSubject: 転送の件\r\n\r\n"
+                          "inner\r\n".encode(),
+                     part("Content-Type: image/png\r\nContent-ID: <画像.png@example.net>".encode(), PNG))
+    assert [a.filename for a in parsed(data).attachments] == ["転送の件.eml", "画像.png"]
