@@ -174,8 +174,7 @@ def decode_header(value: str | None) -> str:
     (also when a word is split inside a multibyte character), folding removed."""
     if value is None:
         return ""
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
-        value = decode(value.encode("ascii", "surrogateescape"))
+    value = recover_8bit(value)
     value = re.sub(r"\r?\n[ \t]", " ", value).replace("\r", "").replace("\n", "")
     if "=?" not in value:
         return value.strip()
@@ -192,3 +191,11 @@ def decode_header(value: str | None) -> str:
         else:
             text.append(decode(chunk, label))
     return "".join(text).strip()
+
+
+def recover_8bit(value: str) -> str:
+    """A header value whose raw 8-bit bytes the parser kept as surrogates, as the text
+    those bytes spell; any other value unchanged."""
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        return decode(value.encode("ascii", "surrogateescape"))
+    return value

@@ -10,7 +10,7 @@ import os
 import tempfile
 from typing import Any, TextIO
 
-from .config import Settings
+from .config import CUSTOM_FIELD_PREFIX, Settings, override_token
 from .errors import EX_CHECK_FAILED, EX_OK, DeliveryError
 from .maildir import ensure_maildir
 
@@ -53,6 +53,7 @@ def check(settings: Settings, out: TextIO) -> int:
     resolver = api.Resolver(connection, api.NameCache(settings.state_dir / "names.json", 0, settings.url))
     for label, values in _value_sets(settings):
         _check_values(resolver, api, label, values, report)
+    _check_custom_field_overrides(connection, api, settings, report)
     return EX_CHECK_FAILED if report.failed else EX_OK
 
 
@@ -112,3 +113,21 @@ def _check_guard(settings: Settings, report: _Report) -> None:
         report.warn("[guard] redmine_from is not set, and Redmine's REST API cannot tell it: copy the emission "
                     "address from Administration > Settings > Email notifications (Redmine's own headers "
                     "are recognised without it)")
+
+
+def _check_custom_field_overrides(connection, api, settings: Settings, report: _Report) -> None:
+    """A misspelt ``custom_field:NAME`` in allow_override would silently match no line."""
+    wanted = sorted(t[len(CUSTOM_FIELD_PREFIX):] for t in settings.allow_override if t.startswith(CUSTOM_FIELD_PREFIX))
+    if not wanted:
+        return
+    try:
+        with api.translated_errors("listing custom fields"):
+            names = {override_token(f.name) for f in connection.custom_field.all() if f.customized_type == "issue"}
+    except DeliveryError as exc:
+        report.warn(f"allow_override: custom field names not checked: {exc.reason}")
+        return
+    for name in wanted:
+        if name in names:
+            report.ok(f"allow_override: custom field {name!r} exists")
+        else:
+            report.fail(f"allow_override: no issue custom field is named {name!r}")

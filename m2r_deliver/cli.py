@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--fixed-version", metavar="VERSION", help="name of the target version")
     i.add_argument("--private", action="store_true", default=None, help="create new issues as private")
     i.add_argument("-o", "--allow-override", metavar="ATTRS",
-                   help="attributes the mail's keywords may set, comma-separated, or 'all'")
+                   help="attributes the mail's keywords may set, comma-separated: tracker, priority, …, "
+                   "custom_field:NAME, custom_fields, or all")
     i.add_argument("--project-from-subaddress", metavar="ADDR",
                    help="take the project from the sub-address of ADDR (ADDR+project@domain) among the recipients")
     s = p.add_argument_group("sender handling")

@@ -18,7 +18,13 @@ from typing import Any
 from .errors import ConfigError
 
 ISSUE_FIELDS = ("project", "tracker", "status", "priority", "category", "assigned_to", "fixed_version")
-OVERRIDABLE = (*ISSUE_FIELDS[1:], "start_date", "due_date", "estimated_hours", "done_ratio", "private")
+OVERRIDABLE = (*ISSUE_FIELDS, "start_date", "due_date", "estimated_hours", "done_ratio", "private", "parent_issue")
+#: Redmine's spellings of attributes in --allow-override.
+OVERRIDE_ALIASES = {"is_private": "private", "target_version": "fixed_version", "parent": "parent_issue"}
+#: In allow_override: every custom field, or one by name (``custom_field:Target host``).
+ALL_CUSTOM_FIELDS = "custom_fields"
+CUSTOM_FIELD_PREFIX = "custom_field:"
+BODY_PARTS = ("plain", "html")
 ROUTE_MATCHES = ("from", "to", "list_id", "subject")
 UNKNOWN_USER_ACTIONS = ("accept", "ignore", "create")
 #: The guards' names, each also a [guard] on/off key; guards.CHAIN runs them in this order.
@@ -39,7 +45,14 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "allow_override": _LIST,
         "project_from_subaddress": _STR,
     },
-    "mail": {"body_delimiters": _LIST, "empty_subject": _STR},
+    "mail": {
+        "body_delimiters": _LIST,
+        "body_delimiters_regex": _BOOL,
+        "empty_subject": _STR,
+        "preferred_body_part": _STR,
+        "excluded_filenames": _LIST,
+        "excluded_filenames_regex": _BOOL,
+    },
     "sender": {
         "unknown_user": _STR,
         "default_group": _STR,
@@ -108,7 +121,12 @@ class Settings:
     project_from_subaddress: str | None = None
     routes: tuple[Route, ...] = ()
     body_delimiters: tuple[str, ...] = ()
+    #: Delimiters are regular expressions a whole line must match (else literal lines).
+    body_delimiters_regex: bool = False
     empty_subject: str = "(no subject)"
+    prefer_html: bool = False
+    #: Attachment names never filed: (the pattern as written, a regex the whole name must match).
+    excluded_filenames: tuple[tuple[str, re.Pattern], ...] = ()
     unknown_user: str = "accept"
     default_group: str | None = None
     permission_check: bool = True
@@ -281,21 +299,23 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
     if not 0 < timeout <= 600:
         raise ConfigError(f"must be between 0 and 600 seconds, not {timeout}", file=where, key="redmine.timeout")
 
-    allow = issue.get("allow_override", [])
-    allow = [a.strip().lower().replace(" ", "_") for item in allow for a in str(item).split(",") if a.strip()]
-    if "all" in allow:
-        allow = list(OVERRIDABLE)
-    unknown = sorted(set(allow) - set(OVERRIDABLE) - {"custom_fields"})
-    if unknown:
-        raise ConfigError(f"unknown attribute(s) {', '.join(unknown)} (known: all, {', '.join(OVERRIDABLE)})",
-                          file=where, key="issue.allow_override")
+    allow = _allow_override(issue.get("allow_override", []), where)
     action = sender.get("unknown_user", "accept")
     if action not in UNKNOWN_USER_ACTIONS:
         raise ConfigError(f"must be one of {', '.join(UNKNOWN_USER_ACTIONS)}, not {action!r}",
                           file=where, key="sender.unknown_user")
-    delimiters = mail.get("body_delimiters", [])
-    if not all(isinstance(d, str) for d in delimiters):
-        raise ConfigError("must be a list of strings", file=where, key="mail.body_delimiters")
+    delimiters = _strings(mail, "body_delimiters", where)
+    if mail.get("body_delimiters_regex"):
+        _compiled(delimiters, where, "mail.body_delimiters")
+    body_part = mail.get("preferred_body_part", "plain")
+    if body_part not in BODY_PARTS:
+        raise ConfigError(f"must be one of {', '.join(BODY_PARTS)}, not {body_part!r}",
+                          file=where, key="mail.preferred_body_part")
+    excluded = [pattern.strip() for pattern in _strings(mail, "excluded_filenames", where)]
+    if mail.get("excluded_filenames_regex"):
+        excluded_res = _compiled(excluded, where, "mail.excluded_filenames")
+    else:
+        excluded_res = [re.compile(re.escape(p).replace(r"\*", ".*"), re.IGNORECASE) for p in excluded]
 
     verify: bool | str = redmine.get("verify", True)
     if verify and redmine.get("ca_bundle"):
@@ -308,7 +328,7 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
         timeout=float(timeout),
         verify=verify,
         issue={k: v for k, v in issue.items() if k in (*ISSUE_FIELDS, "private", "custom_fields")},
-        allow_override=frozenset(allow),
+        allow_override=allow,
         project_from_subaddress=issue.get("project_from_subaddress"),
         routes=tuple(
             Route(
@@ -319,7 +339,10 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
             for n, r in enumerate(data.get("route", []), 1)
         ),
         body_delimiters=tuple(delimiters),
+        body_delimiters_regex=mail.get("body_delimiters_regex", False),
         empty_subject=mail.get("empty_subject", "(no subject)"),
+        prefer_html=body_part == "html",
+        excluded_filenames=tuple(zip(excluded, excluded_res)),
         unknown_user=action,
         default_group=sender.get("default_group"),
         permission_check=sender.get("permission_check", True),
@@ -367,6 +390,55 @@ def _guard_settings(guard: dict[str, Any], state_dir: Path, where: str) -> Guard
         hold=folder("hold") or state_dir / "hold",
         keep_dropped=folder("keep_dropped"),
     )
+
+
+def _allow_override(items: list[Any], where: str) -> frozenset[str]:
+    """Attribute names (Redmine's spellings accepted), "all", "custom_fields", or
+    ``custom_field:NAME``, comma-separated or listed; a name that is none of these is
+    a mistake, not silently a custom field."""
+    allowed: set[str] = set()
+    unknown = []
+    for token in (t.strip() for item in items for t in str(item).split(",")):
+        if not token:
+            continue
+        if token.lower().startswith(CUSTOM_FIELD_PREFIX):
+            allowed.add(CUSTOM_FIELD_PREFIX + override_token(token[len(CUSTOM_FIELD_PREFIX):]))
+            continue
+        name = override_token(token)
+        name = OVERRIDE_ALIASES.get(name, name)
+        if name == "all":
+            allowed.update((*OVERRIDABLE, ALL_CUSTOM_FIELDS))
+        elif name in OVERRIDABLE or name == ALL_CUSTOM_FIELDS:
+            allowed.add(name)
+        else:
+            unknown.append(token)
+    if unknown:
+        raise ConfigError(f"unknown attribute(s) {', '.join(unknown)} (known: all, {', '.join(OVERRIDABLE)}, "
+                          f"{ALL_CUSTOM_FIELDS}, or one custom field as {CUSTOM_FIELD_PREFIX}NAME)",
+                          file=where, key="issue.allow_override")
+    return frozenset(allowed)
+
+
+def override_token(name: str) -> str:
+    """How Redmine compares names in allow_override: lower case, spaces as underscores."""
+    return re.sub(r"\s+", "_", name.strip().lower())
+
+
+def _strings(section: dict[str, Any], key: str, where: str) -> list[str]:
+    values = section.get(key, [])
+    if not all(isinstance(v, str) for v in values):
+        raise ConfigError("must be a list of strings", file=where, key=f"mail.{key}")
+    return [v for v in values if v.strip()]
+
+
+def _compiled(patterns: list[str], where: str, key: str) -> list[re.Pattern]:
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern, re.IGNORECASE))
+        except re.error as exc:
+            raise ConfigError(f"bad regular expression {pattern!r}: {exc}", file=where, key=key) from None
+    return compiled
 
 
 def _api_key(redmine: dict[str, Any], where: str) -> str:

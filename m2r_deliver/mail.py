@@ -8,16 +8,27 @@ parser (the default policy raises on real-world headers) and the one text decode
 from __future__ import annotations
 
 import email
+import binascii
 import email.utils
+import mimetypes
+import quopri
 import re
 from dataclasses import dataclass, field
+from email.feedparser import BytesFeedParser
+from email.generator import BytesGenerator
 from email.message import Message
+from functools import cached_property
+from typing import BinaryIO, Iterator
 
 from . import charsets
 from .htmltext import html_to_text
 from .read import Received
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+#: Characters handed to the parser, and decoded, at a time.
+_SLICE = 1 << 20
+_UUENCODE = ("x-uuencode", "uuencode", "uue", "x-uue")
 _SIGNATURE_TYPES = {
     "application/pkcs7-signature",
     "application/x-pkcs7-signature",
@@ -27,13 +38,22 @@ _SIGNATURE_TYPES = {
 
 @dataclass(frozen=True)
 class Attachment:
+    """One file of the mail. The bytes stay encoded in the parsed part until written out,
+    a slice at a time, so a big attachment is never held decoded in memory."""
+
     filename: str
     content_type: str
-    data: bytes = field(repr=False)
+    part: Message = field(repr=False, compare=False)
 
-    @property
+    def write_to(self, out: BinaryIO | None) -> int:
+        """Write the decoded content to *out* (None: only count it); the number of bytes."""
+        tally = _Tally(out)
+        _write_part(self.part, tally)
+        return tally.count
+
+    @cached_property
     def size(self) -> int:
-        return len(self.data)
+        return self.write_to(None)
 
 
 @dataclass(frozen=True)
@@ -59,8 +79,11 @@ class Mail:
     list_id: str | None
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]
+    #: The text/plain parts; the HTML parts as text when there is no plain text.
     body: str
     body_from_html: bool
+    #: The HTML parts as text ("" when there are none), for operators who prefer them.
+    html_body: str
     attachments: tuple[Attachment, ...]
     #: Every header as (lower-case name, decoded value), in order.
     headers: tuple[tuple[str, str], ...] = field(repr=False)
@@ -83,11 +106,10 @@ class Mail:
 
 
 def parse(received: Received) -> Mail:
-    # The default policy is compat32, the lenient one; naming it would import email.policy (~20 ms).
-    msg = email.message_from_bytes(received.message)
+    msg = _parse_bytes(received.message)
     headers = tuple((name.lower(), charsets.decode_header(value)) for name, value in msg.raw_items())
     raw = {name.lower(): value for name, value in reversed(list(msg.raw_items()))}
-    body, from_html = _body(msg)
+    plain, html = _bodies(msg)
     return Mail(
         message_id=_first_msgid(raw.get("message-id")),
         subject=charsets.decode_header(raw.get("subject")),
@@ -99,13 +121,24 @@ def parse(received: Received) -> Mail:
         list_id=_list_id(raw.get("list-id")),
         in_reply_to=_msgids(raw.get("in-reply-to")),
         references=_msgids(raw.get("references")),
-        body=body,
-        body_from_html=from_html,
+        body=plain or html,
+        body_from_html=not plain and bool(html),
+        html_body=html,
         attachments=tuple(_attachments(msg)),
         headers=headers,
         received=received,
         message=msg,
     )
+
+
+def _parse_bytes(data: bytes) -> Message:
+    """Fed a slice at a time, the parser never holds the whole mail as one more string
+    nor all of its lines at once: a 20 MB attachment costs tens of MB, not hundreds."""
+    parser = BytesFeedParser()  # compat32, the lenient policy; naming it would import email.policy
+    view = memoryview(data)
+    for start in range(0, len(data), _SLICE):
+        parser.feed(bytes(view[start : start + _SLICE]))
+    return parser.close()
 
 
 def _msgids(value: str | None) -> tuple[str, ...]:
@@ -155,8 +188,7 @@ def _list_id(value: str | None) -> str | None:
 
 
 def _is_attachment(part: Message) -> bool:
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
-    return disposition == "attachment" or part.get_filename() is not None
+    return part.get_content_disposition() == "attachment" or _filename(part) is not None
 
 
 def _text_of(part: Message) -> str:
@@ -174,18 +206,16 @@ def _leaf_parts(msg: Message):
         yield msg
 
 
-def _body(msg: Message) -> tuple[str, bool]:
-    """Like Redmine: the text/plain parts; else the text/html ones made readable."""
-    leaves = [p for p in _leaf_parts(msg) if not _is_attachment(p) and p.get_content_maintype() == "text"]
+def _is_body(part: Message) -> bool:
+    return part.get_content_type() in ("text/plain", "text/html") and not _is_attachment(part)
+
+
+def _bodies(msg: Message) -> tuple[str, str]:
+    """The text/plain parts, and the text/html parts made readable; empty parts left out."""
+    leaves = [p for p in _leaf_parts(msg) if _is_body(p)]
     plain = [_clean(_text_of(p)) for p in leaves if p.get_content_type() == "text/plain"]
-    plain = [t for t in plain if t]
-    if plain:
-        return "\n\n".join(plain), False
     html = [_clean(html_to_text(_text_of(p))) for p in leaves if p.get_content_type() == "text/html"]
-    html = [t for t in html if t]
-    if html:
-        return "\n\n".join(html), True
-    return "", False
+    return "\n\n".join(t for t in plain if t), "\n\n".join(t for t in html if t)
 
 
 def _clean(text: str) -> str:
@@ -193,35 +223,137 @@ def _clean(text: str) -> str:
     return "\n".join(line.rstrip() for line in lines).strip("\n")
 
 
+def _raw_header(part: Message, name: str) -> str | None:
+    """A header as the parser read it: the library's own accessor turns a value with raw
+    8-bit bytes into an object that loses them."""
+    return next((value for key, value in part.raw_items() if key.lower() == name), None)
+
+
+def _param(part: Message, header: str, name: str) -> str | tuple | None:
+    """A header parameter, read from the raw value: for a header with raw 8-bit bytes
+    the library would hand back U+FFFD where the characters were."""
+    raw = _raw_header(part, header)
+    if raw is None:
+        return None
+    scratch = Message()
+    scratch[header] = charsets.recover_8bit(raw)
+    return scratch.get_param(name, header=header)
+
+
 def _filename(part: Message) -> str | None:
     for header, param in (("content-disposition", "filename"), ("content-type", "name")):
-        value = part.get_param(param, header=header)
-        if value is None:
-            continue
+        value = _param(part, header, param)
         if isinstance(value, tuple):  # RFC 2231: (charset, language, %-decoded latin-1 text)
             label, _, text = value
-            return charsets.decode(text.encode("latin-1", "surrogateescape"), label or None)
-        return charsets.decode_header(email.utils.unquote(value))
+            name = charsets.decode(text.encode("latin-1", "surrogateescape"), label or None)
+        elif value is not None:
+            name = charsets.decode_header(email.utils.unquote(value))
+        else:
+            continue
+        if name.strip():
+            return name.strip()
     return None
 
 
 def _attachments(msg: Message):
     for part in _leaf_parts(msg):
         ctype = part.get_content_type()
-        if ctype in _SIGNATURE_TYPES:
+        if ctype in _SIGNATURE_TYPES or _is_body(part):
             continue
         if ctype == "message/rfc822":
             inner = part.get_payload()
-            inner = inner[0] if isinstance(inner, list) and inner else None
-            if inner is None:
-                continue
-            name = _filename(part) or charsets.decode_header(inner.get("Subject")) or "message"
-            yield Attachment(_eml_name(name), ctype, inner.as_bytes())
-        elif _is_attachment(part) or part.get_content_maintype() != "text":
-            data = part.get_payload(decode=True) or b""
-            yield Attachment(_filename(part) or f"attachment.{part.get_content_subtype()}", ctype, data)
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                name = _filename(part) or charsets.decode_header(_raw_header(inner[0], "subject")) or "message"
+                yield Attachment(_eml_name(name), ctype, part)
+        else:
+            yield Attachment(_filename(part) or _unnamed(part), ctype, part)
+
+
+def _unnamed(part: Message) -> str:
+    """A name for a part that has none: Outlook's inline images carry it in the Content-ID
+    (``image001.png@01D9…``); otherwise the type's usual extension."""
+    content_id = charsets.decode_header(_raw_header(part, "content-id")).strip("<>").split("@")[0]
+    if re.fullmatch(r"[\w.-]+\.\w{1,5}", content_id):
+        return content_id
+    extension = mimetypes.guess_extension(part.get_content_type()) or ".bin"
+    return f"attachment{extension}"
 
 
 def _eml_name(name: str) -> str:
     name = re.sub(r'[\\/:*?"<>|\r\n]+', "_", name).strip() or "message"
     return name if name.lower().endswith(".eml") else f"{name}.eml"
+
+
+class _Tally:
+    """A binary sink that passes bytes on to *out* (if any) and counts them."""
+
+    def __init__(self, out: BinaryIO | None = None):
+        self.out, self.count = out, 0
+
+    def write(self, data: bytes) -> int:
+        if self.out is not None:
+            self.out.write(data)
+        self.count += len(data)
+        return len(data)
+
+
+def _write_part(part: Message, out: _Tally) -> None:
+    if part.get_content_type() == "message/rfc822":
+        BytesGenerator(out, mangle_from_=False).flatten(part.get_payload(0))
+        return
+    for chunk in _decoded_chunks(part):
+        out.write(chunk)
+
+
+def _decoded_chunks(part: Message) -> Iterator[bytes]:
+    """The part's content decoded a slice at a time, byte for byte what the library's
+    ``get_payload(decode=True)`` gives, without a second copy of the whole.
+
+    Only an ASCII payload is sliced: the library hands 8-bit content back already
+    charset-decoded, so such (rare, small) parts are decoded by the library in one piece.
+    """
+    payload = part.get_payload()
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if not isinstance(payload, str) or not payload.isascii() or encoding in _UUENCODE:
+        yield part.get_payload(decode=True) or b""
+    elif encoding == "base64":
+        yield from _base64_chunks(payload)
+    elif encoding == "quoted-printable":
+        for piece in _line_slices(payload):
+            yield quopri.decodestring(piece.encode("ascii"))
+    else:
+        for piece in _line_slices(payload):
+            yield piece.encode("ascii")
+
+
+def _line_slices(text: str) -> Iterator[str]:
+    """*text* in slices of about _SLICE characters, each ending at a line end."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _SLICE)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
+def _base64_chunks(text: str) -> Iterator[bytes]:
+    """Base64 decoded in slices: characters outside the alphabet dropped, each slice cut
+    at a four-character boundary, missing padding supplied, nothing read after padding."""
+    carry = b""
+    for piece in _line_slices(text):
+        clean = carry + _base64_only(piece.encode("ascii"))
+        usable = len(clean) - len(clean) % 4
+        yield binascii.a2b_base64(clean[:usable])
+        if b"=" in clean[:usable]:
+            return
+        carry = clean[usable:]
+    carry = carry.rstrip(b"=")
+    if len(carry) > 1:
+        yield binascii.a2b_base64(carry + b"=" * (-len(carry) % 4))
+
+
+def _base64_only(data: bytes) -> bytes:
+    data = data.translate(None, b" \t\r\n")
+    if data.translate(None, _BASE64_ALPHABET):  # rare junk: the slow way
+        data = bytes(b for b in data if b in _BASE64_ALPHABET)
+    return data

@@ -13,9 +13,30 @@ from typing import Any
 
 @dataclass(frozen=True)
 class PlannedAttachment:
+    #: Position in Mail.attachments.
+    index: int
     filename: str
     content_type: str
     size: int
+    #: Why the file is not filed ("empty", an exclusion pattern, Redmine's refusal), or None.
+    left_out: str | None = None
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """A ``Name: value`` line of the description that may set an attribute."""
+
+    #: An attribute of config.OVERRIDABLE, or "custom_field".
+    attribute: str
+    #: The value, checked and converted (a date string, int, float, bool or text).
+    value: Any
+    #: The line's index in the description, taken out once the keyword is applied.
+    line: int
+    #: The custom field's name as written.
+    name: str = ""
+    #: Found only because every custom field may be set: when Redmine has no field of
+    #: this name, the line is ordinary text, not a mistake.
+    speculative: bool = False
 
 
 @dataclass(frozen=True)
@@ -27,10 +48,14 @@ class Plan:
     subject: str = ""
     description: str = ""
     project: str | None = None
-    #: Issue attributes by name: tracker, status, priority, category, assigned_to,
-    #: fixed_version, private, custom_fields {name: value}.
+    #: Issue attributes by name from the config: tracker, status, priority, category,
+    #: assigned_to, fixed_version, private, custom_fields {name: value}.
     fields: dict[str, Any] = field(default_factory=dict)
     attachments: tuple[PlannedAttachment, ...] = ()
+    #: Keyword lines that may override ``fields``; deliver applies those Redmine knows.
+    keywords: tuple[Keyword, ...] = ()
+    #: For the log: keyword values not applied, files Redmine refused.
+    warnings: tuple[str, ...] = ()
     #: Which rule chose the values: "route #2", "subaddress", "defaults".
     route: str = "defaults"
     #: The guard that dropped or held the mail, and why.
@@ -41,3 +66,10 @@ class Plan:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=False)
+
+
+def size_text(size: int) -> str:
+    """A file size as people read it: 512 bytes, 10.5 KB, 20.0 MB."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    return f"{size / 1024:.1f} KB" if size >= 1024 else f"{size} bytes"

@@ -26,7 +26,7 @@ class Received:
 def read_message(stream: BinaryIO) -> Received:
     """Accept what procmail and Postfix pipe to us: an optional ``From `` line, then the mail."""
     raw = stream.read()
-    if not raw.strip():
+    if not raw or raw.isspace():  # no stripped copy of a big mail
         raise MailError("empty input: no message on stdin")
     match = _MBOX_FROM.match(raw)
     if match:

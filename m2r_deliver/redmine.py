@@ -8,12 +8,13 @@ Imported only when a mail is about to be filed, so the drop path never pays for
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import re
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,6 +24,8 @@ from redminelib.engines.sync import SyncEngine
 
 from .config import Settings
 from .errors import ConfigError, RedmineRefused, RedmineUnavailable
+from .mail import Attachment
+from .plan import Keyword, PlannedAttachment, size_text
 
 
 class _TimeoutEngine(SyncEngine):
@@ -186,29 +189,54 @@ class Resolver:
 
         return self._lookup(f"members:{project}", name, members)
 
-    def custom_field(self, name: str) -> int | None:
+    def custom_field(self, name: str) -> dict[str, Any] | None:
+        """An issue custom field: its id, whether it takes several values, and for a list
+        field the values it allows. A number is taken as the id."""
+        if str(name).isdigit():
+            return {"id": int(name), "multiple": False, "values": []}
+
         def fields():
             try:
-                return [(f.name, f.id) for f in self.redmine.custom_field.all() if f.customized_type == "issue"]
+                return [(f.name, _definition(f)) for f in self.redmine.custom_field.all() if f.customized_type == "issue"]
             except rx.ForbiddenError:
-                return []
+                return []  # listing custom fields needs an admin key
 
-        return self._lookup("custom_fields", name, fields)
+        return self._lookup("custom_field_definitions", name, fields)
 
-    def project(self, identifier: str) -> int:
-        found = self._lookup(
+    def find_project(self, identifier: str) -> int | None:
+        return self._lookup(
             "projects", identifier,
             lambda: ((key, p.id) for p in self.redmine.project.all() for key in (p.identifier, p.name)),
         )
+
+    def project(self, identifier: str) -> int:
+        found = self.find_project(identifier)
         if found is None:
             raise RedmineRefused(f"project {identifier!r} does not exist or the key's user cannot see it", status=404)
         return found
 
 
-def resolve_fields(resolver: Resolver, project: str, fields: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The API's issue attributes for *fields*, and the names that did not resolve."""
-    api: dict[str, Any] = {"project_id": resolver.project(project)}
-    unknown: list[str] = []
+def _definition(field) -> dict[str, Any]:
+    values = [v.get("value") for v in getattr(field, "possible_values", None) or [] if isinstance(v, dict)]
+    return {"id": field.id, "multiple": bool(getattr(field, "multiple", False)), "values": values}
+
+
+def custom_field_value(definition: dict[str, Any], text: str) -> Any:
+    """A keyword's text as the value of a custom field, read the way Redmine reads it: a
+    list field's values matched without regard to case, several of them comma-separated
+    when the field takes several; any other field takes the text. None: not a value."""
+    choices = definition.get("values") or []
+    if not choices:
+        return text
+    wanted = [w.strip() for w in text.split(",")] if definition.get("multiple") else [text.strip()]
+    values = [next((c for c in choices if c.casefold() == w.casefold()), None) for w in wanted if w]
+    if not values or None in values:
+        return None
+    return values if definition.get("multiple") else values[0]
+
+
+def resolve_attribute(resolver: Resolver, project: str, name: str, value: Any) -> dict[str, Any] | None:
+    """The API's attributes for one named attribute; None when Redmine has no such name."""
     lookups = {
         "tracker": ("tracker_id", resolver.tracker),
         "status": ("status_id", resolver.status),
@@ -217,37 +245,189 @@ def resolve_fields(resolver: Resolver, project: str, fields: dict[str, Any]) -> 
         "fixed_version": ("fixed_version_id", lambda n: resolver.version(project, n)),
         "assigned_to": ("assigned_to_id", lambda n: resolver.member(project, n)),
     }
+    if name in lookups:
+        key, lookup = lookups[name]
+        found = lookup(value)
+        return None if found is None else {key: found}
+    if name == "private":
+        return {"is_private": bool(value)}
+    if name == "parent_issue":
+        return {"parent_issue_id": value}
+    return {name: value}
+
+
+def resolve_fields(resolver: Resolver, project: str, fields: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The API's issue attributes for *fields*, and the names that did not resolve."""
+    api: dict[str, Any] = {"project_id": resolver.project(project)}
+    unknown: list[str] = []
     for name, value in fields.items():
-        if name in lookups:
-            key, lookup = lookups[name]
-            found = lookup(value)
-            if found is None:
-                unknown.append(f"{name} {value!r}")
-            else:
-                api[key] = found
-        elif name == "private":
-            api["is_private"] = bool(value)
-        elif name == "custom_fields":
+        if name == "custom_fields":
             entries = []
             for cf_name, cf_value in value.items():
-                cf_id = resolver.custom_field(cf_name)
-                if cf_id is None:
+                definition = resolver.custom_field(cf_name)
+                if definition is None:
                     unknown.append(f"custom field {cf_name!r}")
                 else:
-                    entries.append({"id": cf_id, "value": cf_value})
+                    entries.append({"id": definition["id"], "value": cf_value})
             if entries:
                 api["custom_fields"] = entries
+            continue
+        resolved = resolve_attribute(resolver, project, name, value)
+        if resolved is None:
+            unknown.append(f"{name} {value!r}")
         else:
-            api[name] = value
+            api.update(resolved)
     return api, unknown
 
 
-def create_issue(redmine: Redmine, api_fields: dict[str, Any], uploads: list[dict[str, Any]]) -> int:
-    if uploads:
-        api_fields = {**api_fields, "uploads": uploads}
+@dataclass(frozen=True)
+class Keyed:
+    """What a mail's keywords change: the project, each keyword Redmine knows with the
+    API attributes it sets, and why the others change nothing."""
+
+    project: str | None
+    applied: tuple[tuple[Keyword, dict[str, Any]], ...]
+    warnings: tuple[str, ...]
+
+    def over(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """The API attributes: the applied keywords' over *defaults*."""
+        result = defaults
+        for _, fields in self.applied:
+            result = merged(result, fields)
+        return result
+
+    @property
+    def lines(self) -> set[int]:
+        """The description lines of the applied keywords."""
+        return {keyword.line for keyword, _ in self.applied}
+
+    def without(self, keywords: list[Keyword], reason: str) -> Keyed:
+        return replace(self, applied=tuple(a for a in self.applied if a[0] not in keywords),
+                       warnings=(*self.warnings, *(f"{k.name or k.attribute} {k.value!r} {reason}" for k in keywords)))
+
+
+def resolve_keywords(resolver: Resolver, project: str | None, keywords: tuple[Keyword, ...]) -> Keyed:
+    """Each keyword Redmine knows the value of; an unknown value leaves the default in
+    place and says so. Never raises for a value the mail got wrong."""
+    warnings: list[str] = []
+    applied: list[tuple[Keyword, dict[str, Any]]] = []
+    for keyword in keywords:
+        if keyword.attribute == "project":
+            if resolver.find_project(keyword.value) is not None:
+                project = keyword.value
+                applied.append((keyword, {}))
+            else:
+                warnings.append(f"project {keyword.value!r} unknown: filed in {project or 'no project'}")
+    for keyword in keywords:
+        if keyword.attribute == "project" or project is None:
+            continue
+        fields, problem = _keyword_fields(resolver, project, keyword)
+        if fields is not None:
+            applied.append((keyword, fields))
+        elif problem:
+            warnings.append(problem)
+    return Keyed(project, tuple(applied), tuple(warnings))
+
+
+def _keyword_fields(resolver: Resolver, project: str, keyword: Keyword) -> tuple[dict[str, Any] | None, str | None]:
+    """The API attributes one keyword sets; or None, and why (None when a line that only
+    looked like a custom field turns out to be ordinary text)."""
+    if keyword.attribute != "custom_field":
+        resolved = resolve_attribute(resolver, project, keyword.attribute, keyword.value)
+        return resolved, None if resolved else f"{keyword.attribute} {keyword.value!r} unknown: ignored"
+    definition = resolver.custom_field(keyword.name)
+    if definition is None:
+        return None, None if keyword.speculative else f"custom field {keyword.name!r} unknown: ignored"
+    value = custom_field_value(definition, keyword.value)
+    if value is None:
+        return None, f"custom field {keyword.name!r}: {keyword.value!r} is not one of its values: ignored"
+    return {"custom_fields": [{"id": definition["id"], "value": value}]}, None
+
+
+def merged(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """*defaults* with *overrides* laid over them, custom fields merged by id."""
+    result = {**defaults, **overrides}
+    if "custom_fields" in defaults and "custom_fields" in overrides:
+        by_id = {entry["id"]: entry for entry in (*defaults["custom_fields"], *overrides["custom_fields"])}
+        result["custom_fields"] = list(by_id.values())
+    return result
+
+
+def create_issue(redmine: Redmine, api_fields: dict[str, Any], uploads: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    """File the issue; its id, and the attributes Redmine silently did not set."""
     with translated_errors("creating the issue"):
-        return int(redmine.issue.create(**api_fields).id)
+        issue = redmine.issue.create(**api_fields, **({"uploads": uploads} if uploads else {})).raw()
+        return int(issue["id"]), not_taken(api_fields, issue)
 
 
-def upload_spec(filename: str, content_type: str, data: bytes) -> dict[str, Any]:
-    return {"path": io.BytesIO(data), "filename": filename, "content_type": content_type}
+#: Attributes sent as ``x_id`` and answered as ``{"x": {"id": …}}``.
+_ANSWERED_AS = {
+    "tracker_id": "tracker", "status_id": "status", "priority_id": "priority", "category_id": "category",
+    "fixed_version_id": "fixed_version", "assigned_to_id": "assigned_to", "parent_issue_id": "parent",
+}
+
+
+def not_taken(requested: dict[str, Any], issue: dict[str, Any]) -> list[str]:
+    """What Redmine left out without an error: a status its workflow does not allow for a
+    new issue, a field the key's user may not set."""
+    missing = []
+    for key, value in requested.items():
+        if key in _ANSWERED_AS:
+            got = (issue.get(_ANSWERED_AS[key]) or {}).get("id")
+        elif key in ("is_private", "start_date", "due_date", "done_ratio", "estimated_hours"):
+            got = issue.get(key)
+        else:
+            continue
+        if got != value:
+            missing.append(f"{key} {value!r} not taken by Redmine (workflow or permissions), it set {got!r}")
+    return missing
+
+
+def upload_attachments(redmine: Redmine, cache: NameCache, files: list[tuple[PlannedAttachment, Attachment]],
+                       ) -> tuple[list[dict[str, Any]], list[PlannedAttachment]]:
+    """Upload each file not already left out; returns the upload tokens, and the files
+    Redmine would not take (too large, an extension it denies), each with the reason.
+
+    Redmine's size limit is not in its API: it is read from the first refusal and kept
+    in the cache, so later files over it are left out without being sent.
+    """
+    limits = cache.get("limits") or {}
+    uploads, refused = [], []
+    for planned, attachment in files:
+        if planned.left_out:
+            continue
+        limit = limits.get("attachment_max_size")
+        if limit and planned.size > limit:
+            refused.append(replace(planned, left_out=f"larger than Redmine accepts ({size_text(limit)})"))
+            continue
+        try:
+            uploads.append(upload(redmine, attachment))
+        except RedmineRefused as exc:
+            refused.append(replace(planned, left_out=f"Redmine refused it: {exc.reason}"))
+            limit = _size_limit(exc.reason, planned.size)
+            if limit:
+                limits = {**limits, "attachment_max_size": limit}
+                cache.put("limits", limits)
+    return uploads, refused
+
+
+def upload(redmine: Redmine, attachment: Attachment) -> dict[str, Any]:
+    """Decode the file into a temporary file and stream that to ``/uploads.json``: the
+    decoded bytes are never all in memory."""
+    with tempfile.TemporaryFile(prefix="m2r-upload.") as spool:
+        attachment.write_to(spool)
+        spool.seek(0)
+        with translated_errors(f"uploading {attachment.filename!r}"):
+            try:
+                answer = redmine.upload(spool, filename=attachment.filename)
+            except rx.ValidationError as exc:
+                raise RedmineRefused(str(exc), status=422) from None
+            except rx.RequestEntityTooLargeError:
+                raise RedmineRefused("413 Request Entity Too Large", status=413) from None
+    return {"token": answer["token"], "filename": attachment.filename, "content_type": attachment.content_type}
+
+
+def _size_limit(reason: str, size: int) -> int | None:
+    """Redmine's "exceeds the maximum allowed file size (5242880)", in any language."""
+    numbers = [int(n) for n in re.findall(r"\((\d+)\)", reason)]
+    return numbers[-1] if numbers and 0 < numbers[-1] < size else None

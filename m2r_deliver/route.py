@@ -11,6 +11,7 @@ import fnmatch
 import re
 from typing import Any
 
+from . import keywords
 from .config import Route, Settings
 from .mail import Mail
 from .plan import Plan, PlannedAttachment
@@ -30,17 +31,33 @@ def plan_issue(mail: Mail, settings: Settings) -> Plan:
         values["project"] = subaddress_project
         chosen = f"{chosen}, sub-address"
     project = values.pop("project", None)
+    body = mail.html_body if settings.prefer_html and mail.html_body else mail.body
+    description = truncate_at_delimiters(body, settings.body_delimiters, regex=settings.body_delimiters_regex)
+    found, warnings = keywords.find(description, settings.allow_override, project_given=bool(project))
     return Plan(
         action="create",
         message_id=mail.message_id,
         sender=mail.sender.addr if mail.sender else None,
         subject=issue_subject(mail.subject, settings.empty_subject),
-        description=truncate_at_delimiters(mail.body, settings.body_delimiters),
+        description=description,
         project=project,
         fields={k: v for k, v in values.items() if v not in (None, "", {})},
-        attachments=tuple(PlannedAttachment(a.filename, a.content_type, a.size) for a in mail.attachments),
+        attachments=tuple(plan_attachments(mail, settings)),
+        keywords=found,
+        warnings=warnings,
         route=chosen,
     )
+
+
+def plan_attachments(mail: Mail, settings: Settings):
+    """Every attachment, with the reason it is left out: an exclusion pattern, or no
+    content (Redmine skips empty files too)."""
+    for index, attachment in enumerate(mail.attachments):
+        excluded = next((text for text, pattern in settings.excluded_filenames
+                         if pattern.fullmatch(attachment.filename)), None)
+        reason = (f"matches excluded_filenames {excluded!r}" if excluded is not None
+                  else "empty" if attachment.size == 0 else None)
+        yield PlannedAttachment(index, attachment.filename, attachment.content_type, attachment.size, reason)
 
 
 def plan_drop(mail: Mail, guard: str, reason: str, action: str = "drop") -> Plan:
@@ -60,14 +77,16 @@ def issue_subject(subject: str, placeholder: str) -> str:
     return (subject or placeholder)[:SUBJECT_LIMIT]
 
 
-def truncate_at_delimiters(body: str, delimiters: tuple[str, ...]) -> str:
-    """Cut the body at the first line that is a delimiter (quote markers allowed before it)."""
+def truncate_at_delimiters(body: str, delimiters: tuple[str, ...], *, regex: bool = False) -> str:
+    """Cut the body at the first line that is a delimiter (quote markers allowed before
+    it), or with *regex* a line the whole of which a delimiter expression matches."""
     if not delimiters:
         return body
     wanted = {d.strip() for d in delimiters if d.strip()}
     lines = body.split("\n")
     for number, line in enumerate(lines):
-        if re.sub(r"^[> ]*", "", line).strip() in wanted:
+        line = re.sub(r"^[> ]*", "", line).strip()
+        if any(re.fullmatch(d, line) for d in wanted) if regex else line in wanted:
             return "\n".join(lines[:number]).rstrip()
     return body
 

@@ -141,7 +141,8 @@ def test_dry_run_prints_the_plan_and_files_nothing(site, testbed, token):
     assert plan["project"] == "helpdesk" and plan["fields"] == {"tracker": "Support"}
     assert plan["resolved"]["project_id"] == testbed.info["projects"]["helpdesk"]
     assert plan["resolved"]["tracker_id"] == testbed.info["trackers"]["Support"]
-    assert plan["attachments"] == [{"filename": "a.txt", "content_type": "text/plain", "size": 5}]
+    assert plan["attachments"] == [{"index": 0, "filename": "a.txt", "content_type": "text/plain", "size": 5,
+                                    "left_out": None}]
     assert testbed.issues_with_subject(f"dry {token}") == []
 
 
