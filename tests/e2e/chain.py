@@ -117,9 +117,10 @@ class LocalUser:
         return link
 
     def point_at(self, url: str, extra: str = "") -> None:
-        """The config at its default place; *url* is the test-bed Redmine, or REDMINE_DOWN."""
+        """The config at its default place; *url* is the test-bed Redmine, or REDMINE_DOWN.
+        The timeout is the program's default: the shared test bed is slow at busy times."""
         self.put(".config/m2r-deliver/config.toml", (
-            f'[redmine]\nurl = "{url}"\nkey_file = "{self.home}/.config/m2r-deliver/api-key"\ntimeout = 10\n\n'
+            f'[redmine]\nurl = "{url}"\nkey_file = "{self.home}/.config/m2r-deliver/api-key"\ntimeout = 30\n\n'
             '[issue]\nproject = "helpdesk"\ntracker = "Support"\n\n'
             f'[log]\nsyslog = false\nfile = "{self.home}/m2r-deliver.log"\n\n{extra}'
         ), mode=0o600)
