@@ -1,0 +1,80 @@
+"""Fixtures for the mail-chain tests. They need root (they make local users and run
+Postfix and dovecot) on Debian with the mail programs installed (scripts/setup installs
+them); elsewhere they skip and say why. Under scripts/test (M2R_REQUIRE_CHAIN=1) they fail
+instead, so CI cannot pass by skipping them."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import console_script
+
+from .chain import SYSTEM_PATH, Dovecot, LocalUser, Postfix
+
+PROGRAMS = ("procmail", "fetchmail", "dovecot", "postfix", "postconf", "postqueue", "postsuper", "sendmail",
+            "openssl", "useradd", "userdel")
+
+
+def cannot_run(reason: str):
+    if os.environ.get("M2R_REQUIRE_CHAIN") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def mail_host() -> None:
+    if sys.platform != "linux" or not Path("/etc/debian_version").exists():
+        cannot_run("the mail-chain tests run the Debian packages of procmail, fetchmail, dovecot and Postfix")
+    if os.geteuid() != 0:
+        cannot_run("the mail-chain tests need root: they create local users and run Postfix and dovecot")
+    missing = [name for name in PROGRAMS if not shutil.which(name, path=SYSTEM_PATH)]
+    if missing:
+        cannot_run(f"not installed: {', '.join(missing)} (scripts/setup installs them)")
+
+
+@pytest.fixture
+def local_user(mail_host, testbed, token):
+    """A fresh ordinary user whose home holds m2r-deliver's API key; removed afterwards."""
+    user = LocalUser(f"m2r{token}", testbed.admin_key)
+    try:
+        probe = user.run([console_script(), "--version"])
+        if probe.returncode != 0:
+            cannot_run(f"an ordinary user cannot run this clone's {console_script()} "
+                       f"({probe.stderr.decode(errors='replace').strip()[:200]}); make .venv with an interpreter "
+                       "every user can reach: rm -rf .venv && scripts/setup")
+        yield user
+    finally:
+        user.remove()
+
+
+@pytest.fixture(scope="session")
+def dovecot(mail_host):
+    server = Dovecot(Path(tempfile.mkdtemp(prefix="m2r-dovecot-")), f"m2rstore{secrets.token_hex(3)}")
+    taken = server.ports_taken()
+    if taken:
+        shutil.rmtree(server.workdir)
+        cannot_run(f"port(s) {taken} on 127.0.0.1 already in use (the system's dovecot? scripts/setup disables it)")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postfix(mail_host):
+    mta = Postfix()
+    unsafe = mta.unsafe_settings()
+    if unsafe:
+        cannot_run(f"Postfix is not set up loopback-only without relay: {'; '.join(unsafe)} (scripts/setup does it)")
+    mta.start()
+    yield mta
+    mta.stop()
