@@ -4,6 +4,8 @@ on loopback only, and removes what it made."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import imaplib
 import json
 import os
@@ -13,6 +15,7 @@ import secrets
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +54,31 @@ def wait_for(probe: Callable[[], T], what: str, timeout: float = 120) -> T:
 
 def _system_env() -> dict[str, str]:
     return {**os.environ, "PATH": SYSTEM_PATH}
+
+
+def runs_for_others(program: str) -> bool:
+    probe = subprocess.run(["runuser", "-u", "nobody", "--", program, "--version"], capture_output=True,
+                           env=_system_env(), timeout=60)
+    return probe.returncode == 0
+
+
+@functools.cache
+def program_for_users() -> str:
+    """This clone's m2r-deliver as ordinary users can run it. The clone's own venv serves
+    when they can reach it; a clone in a closed directory (under /root, say) is installed,
+    not linked, into a venv of its own under /var/tmp."""
+    if runs_for_others(console_script()):
+        return console_script()
+    venv = Path("/var/tmp") / f"m2r-e2e-venv-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]}"
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "--force-reinstall", "--no-deps", str(ROOT)], check=True, capture_output=True, timeout=600)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    str(ROOT)], check=True, capture_output=True, timeout=600)
+    venv.chmod(0o755)
+    return str(venv / "bin" / "m2r-deliver")
 
 
 def run_root(*argv: str, stdin: bytes = b"", timeout: float = 120) -> subprocess.CompletedProcess:
@@ -109,10 +137,10 @@ class LocalUser:
 
     def install_m2r_deliver(self, bin_dir: str) -> Path:
         """m2r-deliver on the user's PATH the way the examples expect it: a link in
-        *bin_dir* (``bin``, ``.local/bin``) to this clone's console script."""
+        *bin_dir* (``bin``, ``.local/bin``) to this clone's program."""
         link = self.home / bin_dir / "m2r-deliver"
         self.make_dirs(link.parent)
-        link.symlink_to(console_script())
+        link.symlink_to(program_for_users())
         os.lchown(link, self.uid, self.gid)
         return link
 

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import console_script
-
-from .chain import SYSTEM_PATH, Dovecot, LocalUser, Postfix
+from .chain import SYSTEM_PATH, Dovecot, LocalUser, Postfix, program_for_users
 
 PROGRAMS = ("procmail", "fetchmail", "dovecot", "postfix", "postconf", "postqueue", "postsuper", "sendmail",
             "openssl", "useradd", "userdel")
@@ -44,11 +42,10 @@ def local_user(mail_host, testbed, token):
     """A fresh ordinary user whose home holds m2r-deliver's API key; removed afterwards."""
     user = LocalUser(f"m2r{token}", testbed.admin_key)
     try:
-        probe = user.run([console_script(), "--version"])
+        probe = user.run([program_for_users(), "--version"])
         if probe.returncode != 0:
-            cannot_run(f"an ordinary user cannot run this clone's {console_script()} "
-                       f"({probe.stderr.decode(errors='replace').strip()[:200]}); make .venv with an interpreter "
-                       "every user can reach: rm -rf .venv && scripts/setup")
+            cannot_run(f"an ordinary user cannot run {program_for_users()} "
+                       f"({probe.stderr.decode(errors='replace').strip()[:200]})")
         yield user
     finally:
         user.remove()

@@ -95,7 +95,6 @@ def test_redmine_down_the_request_stays_on_the_server_and_the_next_poll_files_it
     assert filed(testbed, token) == [f"VPN down {token}"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the loop guards of issue 4", raises=AssertionError)
 def test_the_whole_loop_redmines_notification_fetched_back_files_nothing(fetching, testbed, token):
     fetching.arrives("pop3", make_mail(f"Disk full on db01 {token}"))
     fetching.poll()

@@ -103,7 +103,6 @@ def test_without_m2r_deliver_installed_postfix_defers_rather_than_bounces(forwar
     assert filed(testbed, token) == [f"Mail server full {token}"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the loop guards of issue 4", raises=AssertionError)
 def test_the_whole_loop_redmines_notification_sent_back_files_nothing(forwarding, testbed, token):
     msgid = new_msgid()
     forwarding.send(make_mail(f"Disk full on db01 {token}", msgid=msgid))
