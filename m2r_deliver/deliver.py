@@ -94,7 +94,7 @@ def _create(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[O
     if isinstance(acting, Ignored):
         return _dropped(plan, "unknown_user", acting.reason)
 
-    def prepare(acting: Acting) -> dict[str, Any]:
+    def prepare(acting: Acting) -> tuple[dict[str, Any], identity.RequesterRecord]:
         record = _requester_record(plan, acting, redmine)
         fields = dict(plan.fields)
         if record.set_custom_field:
@@ -108,17 +108,20 @@ def _create(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[O
         api_fields.update(subject=plan.subject, description=description)
         if watchers:
             api_fields["watcher_user_ids"] = watchers
-        return api_fields
+        return api_fields, record
 
     prepared = {acting: prepare(acting)}
-    resolved = replace(plan, resolved=_shown(prepared[acting], acting, ("subject", "description")))
+    resolved = replace(plan, resolved=_shown(prepared[acting][0], acting, ("subject", "description")))
     if dry_run:
         return Outcome("planned", author=_login(acting)), resolved
 
     def create(acting: Acting) -> int:
-        fields = prepared[acting] if acting in prepared else prepare(acting)
-        return api.create_issue(redmine.connection_for(acting), fields, redmine.uploads(mail),
-                                acting=bool(acting.impersonate))
+        fields, record = prepared[acting] if acting in prepared else prepare(acting)
+        issue_id = api.create_issue(redmine.connection_for(acting), fields, redmine.uploads(mail),
+                                    acting=bool(acting.impersonate))
+        if record.watcher_id:  # Redmine drops watcher_user_ids the filing user may not set; the requester must watch
+            api.add_watcher(redmine.connection, issue_id, record.watcher_id)
+        return issue_id
 
     filed = redmine.file_as(acting, plan, create)
     if isinstance(filed, Ignored):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import string
 from typing import Any
 
 from .config import Settings
@@ -73,6 +74,13 @@ def subject(template: str, fields: dict[str, str], original: str) -> str:
     the mail lacks is left empty."""
     values = _Blank({**fields, "subject": original})
     return " ".join(template.format_map(values).split())
+
+
+def template_labels(template: str | None) -> set[str]:
+    """The field labels a [form] subject template uses."""
+    if not template:
+        return set()
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name and name != "subject"}
 
 
 class _Blank(dict):

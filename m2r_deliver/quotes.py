@@ -25,6 +25,7 @@ _ATTRIBUTIONS = (
     re.compile(r"^\s*\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日.{0,200}[:：]\s*$"),
     re.compile(r"^\s*\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\b.{0,200}[:：]\s*$"),
 )
+_WRAPPED_START = re.compile(r"^\s*(on\b|\d{4}\s*[年/.-])", re.I)
 _SIGNATURE = re.compile(r"^--\s*$")
 _TRAILERS = re.compile(r"^\s*(sent from my .{1,40}|.{1,20}から送信)\s*$", re.I)
 #: A signature longer than this is more likely text that happens to contain "--".
@@ -71,11 +72,17 @@ def _drop_attributions(lines: list[str]) -> list[str]:
 
 
 def _attribution_span(lines: list[str], start: int) -> int:
-    if _QUOTED.match(lines[start]) or not lines[start].strip():
+    """How many lines the attribution starting at *start* takes (0: none). Only a line
+    that opens like one ("On …", a date) may continue on the next lines."""
+    first = lines[start]
+    if _QUOTED.match(first) or not first.strip():
         return 0
-    for span in (1, 2, 3):
-        joined = " ".join(line.strip() for line in lines[start:start + span])
-        if any(pattern.match(joined) for pattern in _ATTRIBUTIONS):
+    spans = (1, 2, 3) if _WRAPPED_START.match(first) else (1,)
+    for span in spans:
+        part = lines[start:start + span]
+        if len(part) < span or any(_QUOTED.match(line) or not line.strip() for line in part):
+            break
+        if any(pattern.match(" ".join(line.strip() for line in part)) for pattern in _ATTRIBUTIONS):
             return span
     return 0
 

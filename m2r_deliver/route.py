@@ -110,7 +110,7 @@ def _sender(mail: Mail) -> Person | None:
 
 
 def _form_values(mail: Mail, settings: Settings) -> dict[str, str]:
-    labels = {*settings.requester_labels, *settings.form_fields}
+    labels = {*settings.requester_labels, *settings.form_fields, *form.template_labels(settings.form_subject)}
     return form.read_fields(mail.body, labels) if labels and form.applies(mail, settings) else {}
 
 
