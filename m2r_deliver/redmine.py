@@ -328,14 +328,15 @@ def issue_state(redmine: Redmine, issue_id: int) -> IssueState | None:
 
 
 #: At most this many issues are read to find the issue of a journal Message-ID.
-JOURNAL_SEARCH_LIMIT = 20
+JOURNAL_SEARCH_LIMIT = 25
 
 
 def issue_of_journal(redmine: Redmine, journal_id: int, since: str | None) -> IssueState | None:
     """The issue a note belongs to. Redmine's REST API cannot look a journal up by id, so
     this reads the issues changed since the note's Message-ID time, oldest change
     first, each with its journals: one list request plus one per issue, at most
-    JOURNAL_SEARCH_LIMIT."""
+    JOURNAL_SEARCH_LIMIT. The issue is found unless that many other issues changed
+    after the note was written and before the issue's own last change."""
     if not since:
         return None
     with translated_errors(f"looking for the issue of note {journal_id}"):

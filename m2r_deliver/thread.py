@@ -21,8 +21,8 @@ from .plan import ThreadRef
 # The same shapes Redmine's mail handler accepts (facts of its format).
 _TOKEN = re.compile(r"^redmine\.([a-z0-9_]+)-(\d+)\.(\d+)(?:\.[a-f0-9]+)?@")
 _SUBJECT_TAG = re.compile(r"\[(?:[^\]]*\s+)?#(\d+)\]")
-#: How far before a note's Message-ID time its issue may have been saved.
-_CLOCK_SLACK = timedelta(minutes=1)
+#: How far before a note's Message-ID time (whole seconds) its issue may have been saved.
+_CLOCK_SLACK = timedelta(seconds=5)
 
 OwnIssueLookup = Callable[[str], "int | None"]
 
@@ -37,10 +37,13 @@ def issue_of_own_message(message_id: str) -> int | None:
 
 
 def references(mail: Mail, own_issue: OwnIssueLookup = issue_of_own_message) -> tuple[ThreadRef, ...]:
-    """Every sign that *mail* answers an issue, strongest first: Redmine's tokens in
-    In-Reply-To, then References (newest first); mails we filed; the subject tag."""
+    """Every sign that *mail* answers an issue, in the order they are tried: Redmine's
+    issue tokens (In-Reply-To, then References newest first), its note tokens (whose
+    issue must be searched for, so after the issue tokens Redmine puts beside them),
+    mails we filed, the subject tag."""
     replied_to = (*mail.in_reply_to, *reversed(mail.references))
-    found: list[ThreadRef] = [ref for ref in map(_token_ref, replied_to) if ref]
+    tokens = [ref for ref in map(_token_ref, replied_to) if ref]
+    found = [ref for ref in tokens if ref.via == "issue"] + [ref for ref in tokens if ref.via == "journal"]
     for message_id in replied_to:
         if not _TOKEN.match(message_id):
             issue_id = own_issue(message_id)

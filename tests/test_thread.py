@@ -28,8 +28,8 @@ def test_a_real_notification_reply_carries_journal_and_issue():
                       "<redmine.journal-40.20261127211527.5@redmine.test>",
     }))
     assert references(mail) == (
-        ThreadRef("journal", journal_id=40, since="2026-11-27T21:14:27Z"),
         ThreadRef("issue", issue_id=12),
+        ThreadRef("journal", journal_id=40, since="2026-11-27T21:15:22Z"),
         ThreadRef("subject", issue_id=12),
     )
 
