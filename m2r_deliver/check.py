@@ -58,9 +58,10 @@ def check(settings: Settings, out: TextIO) -> int:
 def _check_identity(settings: Settings, login: str, admin: bool, resolver, api, report: _Report) -> None:
     """What [sender] and [form] need from Redmine, and the risks of the setup."""
     if not admin:
-        if settings.unknown_user != "accept" or settings.fallback_user:
-            report.warn(f"[sender] unknown_user = {settings.unknown_user}"
-                        f"{' and fallback_user' if settings.fallback_user else ''} need an administrator's key: "
+        unused = [f"unknown_user = {settings.unknown_user}"] if settings.unknown_user != "accept" else []
+        unused += ["fallback_user"] if settings.fallback_user else []
+        if unused:
+            report.warn(f"[sender] {' and '.join(unused)}: no effect without an administrator's key, "
                         f"every mail is filed as {login}")
     else:
         if not settings.authserv_id:

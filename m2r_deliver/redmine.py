@@ -356,6 +356,8 @@ class Directory:
 
     def __init__(self, redmine: Redmine, resolver: Resolver):
         self.redmine, self.resolver, self.cache = redmine, resolver, resolver.cache
+        #: Names without a user, remembered for this delivery only (an account may be made any time).
+        self.absent: set[str] = set()
 
     def me(self) -> Account:
         entry = self.cache.get("me")
@@ -382,10 +384,13 @@ class Directory:
         entry = self.cache.get(kind)
         if entry:
             return Account(**entry)
+        if kind in self.absent:
+            return None
         with translated_errors(f"looking up the Redmine user {name}"):
             found = [u.raw() for u in self.redmine.user.filter(name=name, status="")]
         exact = [u for u in found if matches(u)]
         if not exact:
+            self.absent.add(kind)
             return None
         return self._read(int(exact[0]["id"]))
 
@@ -458,6 +463,7 @@ class Directory:
                 return int(self.redmine.engine.request("post", f"{self.redmine.url}/users.json", data=body)
                            ["user"]["id"])
         except RedmineRefused as exc:
+            self.absent.discard(f"account:{new.mail.lower()}")
             existing = self.account_by_mail(new.mail)  # made meanwhile by another delivery
             if existing:
                 return existing.id

@@ -5,7 +5,8 @@ of a web form. Users, groups and projects a test needs are made with unique name
 import json
 
 from mailfactory import make_mail
-from testbed_data import (filed_issue_id, make_project, make_user, notification_about, notifications, wait_for)
+from testbed_data import (created, filed_issue_id, make_issue, make_project, make_user, notification_about,
+                          notifications, wait_for)
 
 FORM_CONFIG = ('[sender]\nfallback_user = "gateway"\nrequester_labels = ["依頼者メール", "Requester e-mail"]\n'
                'requester_field = "Requester e-mail"\n'
@@ -75,7 +76,7 @@ def test_unknown_user_ignore_drops_the_mail(site, testbed, token):
 def test_unknown_user_create_makes_the_account_like_redmine(site, testbed, token):
     """Worked example 3 in docs/identity.md: two senders, one with the defaults, one with
     --default-group, --no-account-notice and --no-notification."""
-    group = testbed.api("POST", "/groups.json", json={"group": {"name": f"mail-{token}"}}).json()["group"]
+    created(testbed, "/groups.json", {"group": {"name": f"mail-{token}"}}, "group")
     plain, quiet = f"hanako.{token}@example.org", f"jiro.{token}@example.org"
     first = issue_of(site.deliver(make_mail(f"create {token}", sender=f"Hanako Suzuki <{plain}>"),
                                   "--unknown-user", "create"), testbed)
@@ -90,10 +91,8 @@ def test_unknown_user_create_makes_the_account_like_redmine(site, testbed, token
     assert "Requester" not in first["description"]
     # Mail: Hanako gets her account and, as a watcher of a new issue, its notification;
     # Jiro (no account notice, mail_notification none) gets neither.
-    watched = testbed.api("POST", "/issues.json", json={"issue": {
-        "project_id": "helpdesk", "subject": f"watched {token}", "watcher_user_ids": [hanako["id"], jiro["id"]]}})
-    assert watched.status_code == 201
-    wait_for(lambda: notification_about(testbed, plain, watched.json()["issue"]["id"]), "Hanako's notification")
+    watched = make_issue(testbed, f"watched {token}", watcher_user_ids=[hanako["id"], jiro["id"]])
+    wait_for(lambda: notification_about(testbed, plain, watched), "Hanako's notification")
     assert any("account activation" in (m["Subject"] or "") for m in notifications(testbed, plain))
     assert notifications(testbed, quiet) == []
     again = issue_of(site.deliver(make_mail(f"create again {token}", sender=plain), "--unknown-user", "create"),
@@ -126,9 +125,8 @@ def test_locked_user_and_user_without_permission_fall_back(site, testbed, token)
 def test_permission_comes_from_roles_in_the_project(site, testbed, token):
     project = make_project(testbed, f"r{token}", public=False)
     member = make_user(testbed, f"m{token}", "Mia Member")
-    response = testbed.api("POST", f"/projects/{project['id']}/memberships.json",
-                           json={"membership": {"user_id": member["id"], "role_ids": [testbed.info["roles"]["Reporter"]]}})
-    assert response.status_code == 201, response.text
+    created(testbed, f"/projects/{project['id']}/memberships.json",
+            {"membership": {"user_id": member["id"], "role_ids": [testbed.info["roles"]["Reporter"]]}}, "membership")
     site.write_config(issue=f'project = "{project["identifier"]}"\ntracker = "Support"')
     issue = issue_of(site.deliver(make_mail(f"member {token}", sender=member["mail"])), testbed)
     assert issue["author"]["id"] == member["id"]
@@ -188,3 +186,31 @@ def test_dry_run_shows_whom_it_would_file_as_and_creates_nothing(site, testbed, 
     assert plan["author"] == {"addr": f"new.{token}@example.org", "name": "", "source": "From"}
     assert plan["resolved"]["as"] == f"new.{token}@example.org" and "not created: dry run" in plan["resolved"]["why"]
     assert testbed.get("/users.json", name=f"new.{token}@example.org", status="")["users"] == []
+
+
+def check(site):
+    import subprocess
+    from conftest import console_script
+    proc = subprocess.run([console_script(), "check", "--config", str(site.config_path)], capture_output=True,
+                          text=True, timeout=120)
+    return proc.returncode, proc.stdout.splitlines()
+
+
+def test_check_reports_the_identity_setup(site, testbed, token):
+    code, lines = check(site)
+    assert code == 0 and "warn no [sender] authserv_id: any sender can act as any Redmine user by forging From" in lines
+    site.write_config('[sender]\nfallback_user = "locked"\ndefault_group = "no-such-group-' + token + '"\n'
+                      'authserv_id = "mx.m2r.test"\nrequester_field = "Requester e-mail"\n'
+                      '[form]\nfields = { "x" = "cf:No such field" }\n')
+    code, lines = check(site)
+    assert code == 1
+    assert "ok   From addresses are trusted only with a pass from mx.m2r.test" in lines
+    assert "FAIL [sender] fallback_user 'locked' is locked" in lines
+    assert f"FAIL [sender] default_group 'no-such-group-{token}' not found in Redmine" in lines
+    assert any(line.startswith("FAIL custom field 'No such field' not found") for line in lines)
+    assert not any("'Requester e-mail'" in line for line in lines)
+    site.write_config('[sender]\nunknown_user = "ignore"\n')
+    site.key_file.write_text(testbed.info["gateway_key"])
+    code, lines = check(site)
+    assert ("warn [sender] unknown_user = ignore: no effect without an administrator's key, "
+            "every mail is filed as gateway") in lines
