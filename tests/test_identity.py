@@ -214,3 +214,13 @@ def test_check_reports_the_identity_setup(site, testbed, token):
     code, lines = check(site)
     assert ("warn [sender] unknown_user = ignore: no effect without an administrator's key, "
             "every mail is filed as gateway") in lines
+
+
+def test_a_user_locked_after_being_cached_falls_back_on_redmines_412(site, testbed, token):
+    user = make_user(testbed, f"l{token}", "Lena Later")
+    first = issue_of(site.deliver(make_mail(f"before lock {token}", sender=user["mail"])), testbed)
+    assert first["author"]["id"] == user["id"]  # now cached as active for [state] cache_ttl
+    assert testbed.api("PUT", f"/users/{user['id']}.json", json={"user": {"status": 3}}).status_code == 204
+    second = issue_of(site.deliver(make_mail(f"after lock {token}", sender=user["mail"])), testbed)
+    assert second["author"]["id"] == testbed.info["users"]["admin"]["id"]
+    assert second["description"].startswith(f"Requester: {user['mail']}")
