@@ -42,7 +42,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "allow_override": _LIST,
         "project_from_subaddress": _STR,
     },
-    "mail": {"body_delimiters": _LIST, "empty_subject": _STR, "regex_delimiters": _BOOL},
+    "mail": {"body_delimiters": _LIST, "empty_subject": _STR, "body_delimiters_regex": _BOOL},
     "sender": {
         "unknown_user": _STR,
         "default_group": _STR,
@@ -108,7 +108,7 @@ class Settings:
     reply_missing: str = "new"
     reply_closed: str = "note"
     reply_delimiters: tuple[str, ...] = ()
-    regex_delimiters: bool = False
+    body_delimiters_regex: bool = False
     state_dir: Path = Path()
     cache_ttl: float = 300.0
     syslog: bool = True
@@ -288,10 +288,10 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
         raise ConfigError(f"must be one of {', '.join(UNKNOWN_USER_ACTIONS)}, not {action!r}",
                           file=where, key="sender.unknown_user")
     delimiters = _strings(mail, "body_delimiters", where, "mail")
-    regex_delimiters = mail.get("regex_delimiters", False)
+    body_delimiters_regex = mail.get("body_delimiters_regex", False)
     reply = data.get("reply", {})
     reply_delimiters = _strings(reply, "delimiters", where, "reply")
-    if regex_delimiters:
+    if body_delimiters_regex:
         _compile_all(delimiters, where, "mail.body_delimiters")
         _compile_all(reply_delimiters, where, "reply.delimiters")
     form = data.get("form", {})
@@ -336,7 +336,7 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
         reply_missing=_choice(reply, "missing", REPLY_MISSING_ACTIONS, where, "reply"),
         reply_closed=_choice(reply, "closed", REPLY_CLOSED_ACTIONS, where, "reply"),
         reply_delimiters=reply_delimiters,
-        regex_delimiters=regex_delimiters,
+        body_delimiters_regex=body_delimiters_regex,
         state_dir=Path(os.path.expanduser(state["dir"])) if "dir" in state else default_state_dir(env),
         cache_ttl=float(state.get("cache_ttl", 300)),
         syslog=log.get("syslog", True),

@@ -53,7 +53,9 @@ class _Redmine:
         self.directory = api.Directory(self.connection, self.resolver)
 
     def connection_for(self, acting: Acting):
-        return self.api.connect(self.settings, impersonate=acting.impersonate) if acting.impersonate else self.connection
+        if not acting.impersonate:
+            return self.connection
+        return self.api.connect(self.settings, impersonate=acting.impersonate)
 
     def uploads(self, mail: Mail) -> list[dict[str, Any]]:
         return [self.api.upload_spec(a.filename, a.content_type, a.data) for a in mail.attachments if a.size]

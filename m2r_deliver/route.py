@@ -63,7 +63,8 @@ def _new_issue(mail: Mail, settings: Settings) -> Plan:
         message_id=mail.message_id,
         sender=mail.sender.addr if mail.sender else None,
         subject=issue_subject(subject, settings.empty_subject),
-        description=truncate_at_delimiters(mail.body, settings.body_delimiters, regex=settings.regex_delimiters),
+        description=truncate_at_delimiters(mail.body, settings.body_delimiters,
+                                           regex=settings.body_delimiters_regex),
         project=project,
         fields={k: v for k, v in values.items() if v not in (None, "", {})},
         attachments=tuple(PlannedAttachment(a.filename, a.content_type, a.size) for a in mail.attachments),
@@ -80,7 +81,7 @@ def plan_note(mail: Mail, settings: Settings, refs: tuple[ThreadRef, ...], new: 
     """A note on the issue *refs* point at, by the From address; *new* is filed instead
     when that issue is missing or locked and [reply] missing = "new"."""
     text = truncate_at_delimiters(mail.body, settings.body_delimiters + settings.reply_delimiters,
-                                  regex=settings.regex_delimiters)
+                                  regex=settings.body_delimiters_regex)
     notes = quotes.strip_reply(text)
     return replace(
         new,

@@ -94,12 +94,12 @@ def test_identity_and_reply_keys(tmp_path):
                  '[form]\nsenders = ["request@example.org"]\nsubject = "{申請種別}: {subject}"\n'
                  'fields = { "申請種別" = "category", "対象" = "cf: Target host" }\n'
                  '[reply]\nmissing = "drop"\nclosed = "missing"\ndelimiters = ["^-+ Reply above -+$"]\n'
-                 '[mail]\nregex_delimiters = true\n')
+                 '[mail]\nbody_delimiters_regex = true\n')
     settings = load(str(path), {}, {})
     assert settings.fallback_user == "gateway" and settings.own_addresses == ("helpdesk@example.org",)
     assert settings.authserv_id == "mx.example.org"
     assert settings.form_fields == {"申請種別": "category", "対象": "cf:Target host"}
-    assert (settings.reply_missing, settings.reply_closed, settings.regex_delimiters) == ("drop", "missing", True)
+    assert (settings.reply_missing, settings.reply_closed, settings.body_delimiters_regex) == ("drop", "missing", True)
     defaults = load(str(write(tmp_path, base)), {}, {})
     assert (defaults.reply_missing, defaults.reply_closed, defaults.requester_header) == (
         "new", "note", "Requester: {requester}")
@@ -113,7 +113,7 @@ def test_identity_and_reply_keys(tmp_path):
     ('[form]\nsubject = "{unclosed"\n', "form.subject: bad template"),
     ('[sender]\nrequester_header = "From {who}"\n', "sender.requester_header: unknown field(s)"),
     ('[sender]\nown_addresses = [1]\n', "sender.own_addresses: must be a list of strings"),
-    ('[mail]\nregex_delimiters = true\nbody_delimiters = ["(("]\n', "mail.body_delimiters: bad regular expression"),
+    ('[mail]\nbody_delimiters_regex = true\nbody_delimiters = ["(("]\n', "mail.body_delimiters: bad regular expression"),
 ])
 def test_identity_mistakes_name_the_key(tmp_path, text, words):
     path = write(tmp_path, f'[redmine]\nurl = "https://r"\nkey_file = "{key_file(tmp_path)}"\n' + text)

@@ -211,7 +211,7 @@ def test_redmine_regex_delimiter_case(site, testbed, token, regex, cut):
     """'truncate emails using a regex delimiter' on ticket_reply_from_mail.eml (a new
     issue, not a reply: quotes are stripped only from notes)."""
     delimiter = "On .*, .* at .*, .* <.*<mailto:.*>> wrote:"
-    site.write_config(f'[mail]\nregex_delimiters = {str(regex).lower()}\nbody_delimiters = ["{delimiter}"]\n')
+    site.write_config(f'[mail]\nbody_delimiters_regex = {str(regex).lower()}\nbody_delimiters = ["{delimiter}"]\n')
     mail = corpus_file("redmine-mail-handler", "ticket_reply_from_mail.eml").read_bytes().replace(
         b"JSmith@somenet.foo", b"jsmith@example.net").replace(b"New ticket on a given project",
                                                              f"New ticket {token}".encode())
