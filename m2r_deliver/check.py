@@ -54,7 +54,56 @@ def check(settings: Settings, out: TextIO) -> int:
     for label, values in _value_sets(settings):
         _check_values(resolver, api, label, values, report)
     _check_custom_field_overrides(connection, api, settings, report)
+    _check_identity(settings, me.login, admin, resolver, api, report)
     return EX_CHECK_FAILED if report.failed else EX_OK
+
+
+def _check_identity(settings: Settings, login: str, admin: bool, resolver, api, report: _Report) -> None:
+    """What [sender] and [form] need from Redmine, and the risks of the setup."""
+    if not admin:
+        unused = [f"unknown_user = {settings.unknown_user}"] if settings.unknown_user != "accept" else []
+        unused += ["fallback_user"] if settings.fallback_user else []
+        if unused:
+            report.warn(f"[sender] {' and '.join(unused)}: no effect without an administrator's key, "
+                        f"every mail is filed as {login}")
+    else:
+        if not settings.authserv_id:
+            report.warn("no [sender] authserv_id: any sender can act as any Redmine user by forging From")
+        else:
+            report.ok(f"From addresses are trusted only with a pass from {settings.authserv_id}")
+        directory = api.Directory(resolver.redmine, resolver)
+        try:
+            _check_accounts(settings, directory, resolver, report)
+        except DeliveryError as exc:
+            report.fail(f"[sender]: {exc.reason}")
+    if settings.requester_labels and not settings.form_senders:
+        report.warn("[sender] requester_labels without [form] senders: requesters are recorded, never filed as")
+    for name in _custom_fields_named(settings):
+        try:
+            found = resolver.custom_field(name)
+        except DeliveryError as exc:
+            report.fail(f"custom field {name!r}: {exc.reason}")
+            continue
+        if found is None:
+            report.fail(f"custom field {name!r} not found in Redmine (issue custom fields need an admin key to list)")
+
+
+def _check_accounts(settings: Settings, directory, resolver, report: _Report) -> None:
+    if settings.fallback_user:
+        account = directory.account_by_login(settings.fallback_user)
+        if account is None or not account.active:
+            report.fail(f"[sender] fallback_user {settings.fallback_user!r} "
+                        f"{'does not exist' if account is None else 'is locked'}")
+        else:
+            report.ok(f"[sender] fallback_user {account.login} is #{account.id}")
+    for group in (g.strip() for g in (settings.default_group or "").split(",") if g.strip()):
+        if resolver.group(group) is None:
+            report.fail(f"[sender] default_group {group!r} not found in Redmine")
+
+
+def _custom_fields_named(settings: Settings) -> list[str]:
+    names = [settings.requester_field] if settings.requester_field else []
+    return names + [t[3:] for t in settings.form_fields.values() if t.startswith("cf:")]
 
 
 def _value_sets(settings: Settings) -> list[tuple[str, dict[str, Any]]]:

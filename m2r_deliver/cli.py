@@ -17,7 +17,6 @@ from .config import load
 from .errors import ConfigError, exit_status
 
 SUBCOMMANDS = ("check",)
-LATER = "(accepted; applies once sender identity is configured, see README)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,16 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "custom_field:NAME, custom_fields, or all")
     i.add_argument("--project-from-subaddress", metavar="ADDR",
                    help="take the project from the sub-address of ADDR (ADDR+project@domain) among the recipients")
-    s = p.add_argument_group("sender handling")
+    s = p.add_argument_group("sender handling (with an administrator's key mail is filed as its sender)")
     s.add_argument("--unknown-user", metavar="ACTION", choices=("accept", "ignore", "create"),
-                   help=f"ignore, accept or create a sender without a Redmine account {LATER}")
-    s.add_argument("--default-group", metavar="GROUP", help=f"group for created users {LATER}")
+                   help="a sender the gateway cannot file as (no account, locked, no permission): 'accept' "
+                   "files as [sender] fallback_user or the key's user (default), 'ignore' drops the mail, "
+                   "'create' makes the account first")
+    s.add_argument("--default-group", metavar="GROUPS", help="comma-separated groups for created users")
     s.add_argument("--no-permission-check", action="store_true", default=None,
-                   help=f"file as the sender even without permission in the project {LATER}")
+                   help="act as the sender without first checking their roles in the project; "
+                   "Redmine's own refusal still sends the mail to the fallback")
     s.add_argument("--no-account-notice", action="store_true", default=None,
-                   help=f"do not mail created users their account {LATER}")
+                   help="do not mail created users their login and password")
     s.add_argument("--no-notification", action="store_true", default=None,
-                   help=f"turn off notifications for created users {LATER}")
+                   help="created users get no notification mail (mail_notification none)")
     return p
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,11 @@ UNKNOWN_USER_ACTIONS = ("accept", "ignore", "create")
 #: The guards' names, each also a [guard] on/off key; guards.CHAIN runs them in this order.
 GUARD_NAMES = ("redmine_own", "loop_marker", "auto_submitted", "bounce", "not_addressed", "auto_reply", "bulk",
                "mailing_list", "daemon_sender")
+REPLY_MISSING_ACTIONS = ("new", "drop")
+REPLY_CLOSED_ACTIONS = ("note", "missing")
+#: Where a [form] field may go besides "cf:<custom field name>".
+FORM_TARGETS = (*ISSUE_FIELDS, "start_date", "due_date", "estimated_hours", "done_ratio")
+REQUESTER_HEADER = "Requester: {requester}"
 
 _STR, _BOOL, _NUM, _INT = str, bool, (int, float), int
 _LIST = list
@@ -59,7 +65,15 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "permission_check": _BOOL,
         "account_notice": _BOOL,
         "notification": _BOOL,
+        "fallback_user": _STR,
+        "own_addresses": _LIST,
+        "authserv_id": _STR,
+        "requester_labels": _LIST,
+        "requester_field": _STR,
+        "requester_header": _STR,
     },
+    "form": {"senders": _LIST, "fields": _TABLE, "subject": _STR},
+    "reply": {"missing": _STR, "closed": _STR, "delimiters": _LIST},
     "state": {"dir": _STR, "cache_ttl": _NUM},
     "log": {"syslog": _BOOL, "file": _STR, "verbose": _BOOL},
     "guard": {
@@ -132,6 +146,23 @@ class Settings:
     permission_check: bool = True
     account_notice: bool = True
     notification: bool = True
+    #: Login to file as when the sender cannot be acted as; None: the key's own user.
+    fallback_user: str | None = None
+    #: The gateway's own addresses (globs): never watchers.
+    own_addresses: tuple[str, ...] = ()
+    #: Trust a From address only with a passing Authentication-Results of this host.
+    authserv_id: str | None = None
+    requester_labels: tuple[str, ...] = ()
+    requester_field: str | None = None
+    requester_header: str = REQUESTER_HEADER
+    #: Senders (globs) whose mail is a web form: its requester may file as themself.
+    form_senders: tuple[str, ...] = ()
+    #: Form label → issue attribute or "cf:<custom field>".
+    form_fields: dict[str, str] = field(default_factory=dict)
+    form_subject: str | None = None
+    reply_missing: str = "new"
+    reply_closed: str = "note"
+    reply_delimiters: tuple[str, ...] = ()
     state_dir: Path = Path()
     cache_ttl: float = 300.0
     syslog: bool = True
@@ -304,18 +335,23 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
     if action not in UNKNOWN_USER_ACTIONS:
         raise ConfigError(f"must be one of {', '.join(UNKNOWN_USER_ACTIONS)}, not {action!r}",
                           file=where, key="sender.unknown_user")
-    delimiters = _strings(mail, "body_delimiters", where)
+    delimiters = _strings(mail, "body_delimiters", where, "mail")
     if mail.get("body_delimiters_regex"):
         _compiled(delimiters, where, "mail.body_delimiters")
     body_part = mail.get("preferred_body_part", "plain")
     if body_part not in BODY_PARTS:
         raise ConfigError(f"must be one of {', '.join(BODY_PARTS)}, not {body_part!r}",
                           file=where, key="mail.preferred_body_part")
-    excluded = [pattern.strip() for pattern in _strings(mail, "excluded_filenames", where)]
+    excluded = [pattern.strip() for pattern in _strings(mail, "excluded_filenames", where, "mail")]
     if mail.get("excluded_filenames_regex"):
         excluded_res = _compiled(excluded, where, "mail.excluded_filenames")
     else:
         excluded_res = [re.compile(re.escape(p).replace(r"\*", ".*"), re.IGNORECASE) for p in excluded]
+    reply = data.get("reply", {})
+    reply_delimiters = _strings(reply, "delimiters", where, "reply")
+    if mail.get("body_delimiters_regex"):
+        _compiled(reply_delimiters, where, "reply.delimiters")
+    form = data.get("form", {})
 
     verify: bool | str = redmine.get("verify", True)
     if verify and redmine.get("ca_bundle"):
@@ -348,6 +384,19 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
         permission_check=sender.get("permission_check", True),
         account_notice=sender.get("account_notice", True),
         notification=sender.get("notification", True),
+        fallback_user=sender.get("fallback_user") or None,
+        own_addresses=tuple(a.lower() for a in _strings(sender, "own_addresses", where, "sender")),
+        authserv_id=(sender.get("authserv_id") or "").strip().lower() or None,
+        requester_labels=_strings(sender, "requester_labels", where, "sender"),
+        requester_field=sender.get("requester_field") or None,
+        requester_header=_template(sender, "requester_header", REQUESTER_HEADER, {"requester", "name", "addr"},
+                                   where, "sender"),
+        form_senders=tuple(a.lower() for a in _strings(form, "senders", where, "form")),
+        form_fields=_form_fields(form.get("fields", {}), where),
+        form_subject=_template(form, "subject", None, None, where, "form"),
+        reply_missing=_choice(reply, "missing", REPLY_MISSING_ACTIONS, where, "reply"),
+        reply_closed=_choice(reply, "closed", REPLY_CLOSED_ACTIONS, where, "reply"),
+        reply_delimiters=reply_delimiters,
         state_dir=state_dir,
         cache_ttl=float(state.get("cache_ttl", 300)),
         syslog=log.get("syslog", True),
@@ -424,11 +473,12 @@ def override_token(name: str) -> str:
     return re.sub(r"\s+", "_", name.strip().lower())
 
 
-def _strings(section: dict[str, Any], key: str, where: str) -> list[str]:
-    values = section.get(key, [])
+def _strings(table: dict[str, Any], key: str, where: str, section: str) -> tuple[str, ...]:
+    """A list of strings, blank ones left out."""
+    values = table.get(key, [])
     if not all(isinstance(v, str) for v in values):
-        raise ConfigError("must be a list of strings", file=where, key=f"mail.{key}")
-    return [v for v in values if v.strip()]
+        raise ConfigError("must be a list of strings", file=where, key=f"{section}.{key}")
+    return tuple(v for v in values if v.strip())
 
 
 def _compiled(patterns: list[str], where: str, key: str) -> list[re.Pattern]:
@@ -439,6 +489,48 @@ def _compiled(patterns: list[str], where: str, key: str) -> list[re.Pattern]:
         except re.error as exc:
             raise ConfigError(f"bad regular expression {pattern!r}: {exc}", file=where, key=key) from None
     return compiled
+
+
+def _choice(table: dict[str, Any], key: str, choices: tuple[str, ...], where: str, section: str) -> str:
+    value = table.get(key, choices[0])
+    if value not in choices:
+        raise ConfigError(f"must be one of {', '.join(choices)}, not {value!r}", file=where, key=f"{section}.{key}")
+    return value
+
+
+def _template(table: dict[str, Any], key: str, default: str | None, names: set[str] | None, where: str,
+              section: str) -> str | None:
+    """A ``{name}`` template; *names* limits the fields it may use (None: any)."""
+    text = table.get(key, default)
+    if text is None:
+        return None
+    try:
+        used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as exc:
+        raise ConfigError(f"bad template {text!r}: {exc}", file=where, key=f"{section}.{key}") from None
+    unknown = used - names if names is not None else {n for n in used if not n}
+    if unknown:
+        known = ", ".join("{%s}" % n for n in sorted(names or ()))
+        raise ConfigError(f"unknown field(s) in {text!r}" + (f" (known: {known})" if known else ""),
+                          file=where, key=f"{section}.{key}")
+    return text
+
+
+def _form_fields(fields: dict[str, Any], where: str) -> dict[str, str]:
+    """``{"申請種別" = "category", "対象" = "cf:Target host"}``: labels → attributes."""
+    mapping = {}
+    for label, target in fields.items():
+        if not isinstance(target, str):
+            raise ConfigError(f"{label!r}: must be a string", file=where, key="form.fields")
+        target = target.strip()
+        if target.startswith("cf:") and target[3:].strip():
+            mapping[label] = "cf:" + target[3:].strip()
+        elif target in FORM_TARGETS:
+            mapping[label] = target
+        else:
+            raise ConfigError(f"{label!r}: unknown target {target!r} (known: cf:<custom field name>, "
+                              f"{', '.join(FORM_TARGETS)})", file=where, key="form.fields")
+    return mapping
 
 
 def _api_key(redmine: dict[str, Any], where: str) -> str:

@@ -1,13 +1,22 @@
-"""Deliver: carry out a Plan in Redmine (or, on --dry-run, only resolve it)."""
+"""Deliver: carry out a Plan in Redmine (or, on --dry-run, only resolve it).
+
+A new issue or a note is filed as the user identity.py chooses, through a connection
+that switches to that user (python-redmine takes ``impersonate`` only when the
+connection is made). If Redmine refuses to act as them (403, or 412 for an account
+locked meanwhile), the mail goes to the fallback instead. A mail a guard stopped is set
+aside (held, or kept when dropped) without touching the network.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Callable
 
-from . import keywords
+from . import identity, keywords
 from .config import Settings
 from .errors import ConfigError, RedmineRefused
+from .identity import Acting, Ignored
 from .mail import Mail
 from .maildir import deliver_to_maildir
 from .plan import Plan, PlannedAttachment, size_text
@@ -19,65 +28,286 @@ class Outcome:
     decision: str
     issue_id: int | None = None
     url: str | None = None
+    #: The login the issue or note was filed as.
+    author: str | None = None
     #: Where a dropped or held mail was kept.
     saved: Path | None = None
 
 
 def execute(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = False) -> tuple[Outcome, Plan]:
-    """Resolve the plan's names and, unless dry-running, file it. Returns the outcome and
-    the plan with the ids it resolved to."""
+    """Resolve the plan's names and people and, unless dry-running, file it. Returns the
+    outcome and the plan as carried out, with the ids it resolved to."""
     if plan.action in ("drop", "hold"):
         return set_aside(plan, mail, settings, dry_run=dry_run), plan
     from . import redmine as api  # the HTTP stack loads only here
 
-    connection = api.connect(settings)
-    cache = api.NameCache(settings.state_dir / "names.json", settings.cache_ttl, settings.url)
-    resolver = api.Resolver(connection, cache)
+    redmine = _Redmine(api, settings)
+    if plan.action == "note":
+        return _note(plan, mail, redmine, dry_run)
+    return _create(plan, mail, redmine, dry_run)
+
+
+def set_aside(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = False) -> Outcome:
+    """A mail stopped before filing, kept byte for byte as received: held mail always in
+    the hold Maildir, dropped mail in keep_dropped when set. A failed write is a
+    StateError (the mail system keeps the mail), never a lost mail."""
+    holding = plan.action == "hold"
+    folder = settings.guard.hold if holding else settings.guard.keep_dropped
+    if dry_run:
+        return Outcome("planned")
+    saved = deliver_to_maildir(folder, mail.received.raw) if folder else None
+    return Outcome("held" if holding else "dropped", saved=saved)
+
+
+class _Redmine:
+    """One delivery's view of Redmine: the key's connection, names, users."""
+
+    def __init__(self, api, settings: Settings):
+        self.api, self.settings = api, settings
+        self.connection = api.connect(settings)
+        self.cache = api.NameCache(settings.state_dir / "names.json", settings.cache_ttl, settings.url)
+        self.resolver = api.Resolver(self.connection, self.cache)
+        self.directory = api.Directory(self.connection, self.resolver)
+
+    def connection_for(self, acting: Acting):
+        if not acting.impersonate:
+            return self.connection
+        return self.api.connect(self.settings, impersonate=acting.impersonate)
+
+    def upload(self, plan: Plan, mail: Mail, acting: Acting) -> tuple[list[dict[str, Any]], Plan]:
+        """Upload the plan's files as the acting user; the plan then names the files Redmine
+        would not take, in its description and its warnings."""
+        files = [(a, mail.attachments[a.index]) for a in plan.attachments]
+        uploads, refused = self.api.upload_attachments(self.connection_for(acting), self.cache, files)
+        return uploads, _with_refused(plan, refused)
+
+    def accounts(self, addresses: tuple[str, ...]) -> list[identity.Account]:
+        """The active accounts of *addresses* (none without an admin key: users cannot be listed)."""
+        if not addresses or not self.directory.me().admin:
+            return []
+        found = (self.directory.account_by_mail(addr) for addr in addresses)
+        return [account for account in found if account and account.active]
+
+    def file_as(self, acting: Acting, plan: Plan, do: Callable[[Acting], Any]) -> tuple[Any, Acting] | Ignored:
+        """Run *do* as *acting*; when Redmine refuses that user, once more as the fallback."""
+        try:
+            return do(acting), acting
+        except RedmineRefused as exc:
+            if not acting.impersonate or exc.status not in (403, 412):
+                raise
+            refused = exc
+        if acting.account:
+            self.directory.forget(acting.account)
+        instead = identity.as_unknown(plan.author, f"Redmine refused to act as {acting.impersonate} "
+                                      f"({refused.status})", self.directory, self.settings)
+        if isinstance(instead, Ignored):
+            return instead
+        if instead.impersonate == acting.impersonate:
+            raise refused
+        return do(instead), instead
+
+
+def _keyed_defaults(plan: Plan, redmine: _Redmine):
+    """The mail's keywords resolved, and the API attributes of the configured values in
+    the project they lead to. A project the mail names that lacks a configured value is
+    ignored; a configured value Redmine lacks everywhere is the config's mistake."""
+    api, resolver = redmine.api, redmine.resolver
     keyed = api.resolve_keywords(resolver, plan.project, plan.keywords)
     if not keyed.project:
         raise ConfigError("no project for this mail: set [issue] project, a [[route]] project, or pass --project")
     fields, unknown = api.resolve_fields(resolver, keyed.project, plan.fields)
-    if unknown and keyed.project != plan.project and plan.project:
-        # The project the mail named lacks a value the config sets: keep the default project.
+    if unknown and plan.project and keyed.project != plan.project:
         named = keyed.project
         keyed = api.resolve_keywords(resolver, plan.project, tuple(k for k in plan.keywords if k.attribute != "project"))
         keyed = replace(keyed, warnings=(f"project {named!r} ignored: it lacks {', '.join(unknown)}", *keyed.warnings))
         fields, unknown = api.resolve_fields(resolver, plan.project, plan.fields)
     if unknown:
         raise ConfigError(f"unknown in Redmine: {', '.join(unknown)} (run: m2r-deliver check)", key=plan.route)
+    return keyed, fields
+
+
+def _create(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[Outcome, Plan]:
+    settings, api = redmine.settings, redmine.api
+    keyed, defaults = _keyed_defaults(plan, redmine)
+    plan = replace(plan, project=keyed.project, warnings=plan.warnings + keyed.warnings)
+    acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, redmine.directory, settings,
+                             defaults["project_id"], identity.NEW_ISSUE_PERMISSIONS, dry_run=dry_run)
+    if isinstance(acting, Ignored):
+        return _dropped(plan, mail, settings, "unknown_user", acting.reason, dry_run)
+
+    def prepare(acting: Acting) -> _Filing:
+        record = _requester_record(plan, acting, redmine)
+        fields = defaults
+        if record.set_custom_field:
+            extra, unknown = api.resolve_fields(redmine.resolver, keyed.project,
+                                                {"custom_fields": {settings.requester_field: plan.requester.addr}})
+            if unknown:
+                raise ConfigError(f"unknown in Redmine: {', '.join(unknown)}", key="sender.requester_field")
+            fields = api.merged(fields, {"custom_fields": extra["custom_fields"]})
+        watchers = [a.id for a in redmine.accounts(plan.watchers) if not acting.is_address(a.mail)]
+        watchers += [record.watcher_id] if record.watcher_id and record.watcher_id not in watchers else []
+        if watchers:
+            fields = {**fields, "watcher_user_ids": watchers}
+        return _Filing(acting, record, {**fields, "subject": plan.subject}, keyed)
+
     if dry_run:
-        return Outcome("planned"), _resolved(plan, keyed, fields)
-    uploads, refused = api.upload_attachments(connection, cache, [(a, mail.attachments[a.index]) for a in plan.attachments])
-    plan = _with_refused(plan, refused)
+        filing = prepare(acting)
+        return Outcome("planned", author=_login(acting)), replace(plan, description=filing.description(plan),
+                                                                  resolved=filing.shown(keyed))
+    filed_plan = plan
+
+    def create(acting: Acting) -> int:
+        nonlocal filed_plan
+        uploads, with_refusals = redmine.upload(plan, mail, acting)
+        filing = prepare(acting)
+        issue_id, filed_plan = _create_with_keyword_fallbacks(api, redmine.connection_for(acting), filing, uploads,
+                                                              with_refusals)
+        if filing.record.watcher_id:  # Redmine drops watcher_user_ids the filing user may not set
+            api.add_watcher(redmine.connection, issue_id, filing.record.watcher_id)
+        return issue_id
+
+    filed = redmine.file_as(acting, plan, create)
+    if isinstance(filed, Ignored):
+        return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
+    issue_id, acting = filed
+    return Outcome("filed", issue_id, f"{settings.url}/issues/{issue_id}", _login(acting)), filed_plan
+
+
+@dataclass(frozen=True)
+class _Filing:
+    """A new issue as one user files it: the attributes besides the description, the
+    requester's record, and the keywords applied."""
+
+    acting: Acting
+    record: identity.RequesterRecord
+    fields: dict[str, Any]
+    keyed: Any
+
+    def description(self, plan: Plan, keyed=None) -> str:
+        """The mail's text without the applied keywords' lines, under the requester line."""
+        text = keywords.without_lines(plan.description, (keyed or self.keyed).lines)
+        header = self.record.header
+        return f"{header}\n\n{text}" if header and text else header or text
+
+    def api_fields(self, plan: Plan, keyed) -> dict[str, Any]:
+        return {**keyed.over(self.fields), "description": self.description(plan, keyed)}
+
+    def shown(self, keyed) -> dict[str, Any]:
+        return _shown(keyed.over(self.fields), self.acting, ("subject",))
+
+
+def _create_with_keyword_fallbacks(api, connection, filing: _Filing, uploads: list, plan: Plan) -> tuple[int, Plan]:
+    """File the issue with the keywords' values over the defaults. A value the mail asked
+    for that Redmine will not take (422) must not cost the mail: try without each keyword
+    in turn, then without all of them; a keyword not applied keeps its line."""
+    keyed = filing.keyed
+
+    def create(attempt) -> tuple[int, Plan]:
+        api_fields = filing.api_fields(plan, attempt)
+        issue_id, not_taken = api.create_issue(connection, api_fields, uploads,
+                                               acting=bool(filing.acting.impersonate))
+        added = attempt.warnings[len(keyed.warnings):]
+        return issue_id, replace(plan, description=api_fields["description"], resolved=filing.shown(attempt),
+                                 warnings=(*plan.warnings, *added, *not_taken))
+
+    candidates = [keyword for keyword, _ in keyed.applied if keyword.attribute != "project"]
     try:
-        return _file(api, connection, settings, _resolved(plan, keyed, fields), uploads)
+        return create(keyed)
     except RedmineRefused as exc:
-        candidates = [keyword for keyword, _ in keyed.applied if keyword.attribute != "project"]
         if exc.status != 422 or not candidates:
             raise
         refusal = f"refused by Redmine ({exc.reason}): ignored"
-    # A value the mail asked for that Redmine will not take must not cost the mail: try
-    # without each keyword in turn, then without all of them.
     fallbacks = [*([k] for k in candidates), candidates]
     for number, dropped in enumerate(fallbacks, 1):
         try:
-            return _file(api, connection, settings, _resolved(plan, keyed.without(dropped, refusal), fields), uploads)
+            return create(keyed.without(dropped, refusal))
         except RedmineRefused as exc:
             if exc.status != 422 or number == len(fallbacks):
                 raise
+    raise AssertionError("unreachable: the last fallback returns or raises")
 
 
-def _file(api, connection, settings: Settings, plan: Plan, uploads: list) -> tuple[Outcome, Plan]:
-    issue = {**plan.resolved, "subject": plan.subject, "description": plan.description}
-    issue_id, not_taken = api.create_issue(connection, issue, uploads)
-    return Outcome("filed", issue_id, f"{settings.url}/issues/{issue_id}"), replace(plan, warnings=(*plan.warnings, *not_taken))
+def _note(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[Outcome, Plan]:
+    settings, api = redmine.settings, redmine.api
+    found, missing = _answered_issue(plan, redmine)
+    if found is None:
+        if plan.if_missing is not None:
+            return _create(plan.if_missing, mail, redmine, dry_run)
+        return _dropped(plan, mail, settings, "reply", f"{missing}; [reply] missing = drop", dry_run)
+    issue, private = found
+    acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, redmine.directory, settings,
+                             issue.project_id, identity.NOTE_PERMISSIONS, dry_run=dry_run)
+    if isinstance(acting, Ignored):
+        return _dropped(plan, mail, settings, "unknown_user", acting.reason, dry_run)
+    keyed = api.resolve_keywords(redmine.resolver, str(issue.project_id), plan.keywords)
+    api_fields: dict[str, Any] = keyed.over({})
+    api_fields.pop("project_id", None)
+    api_fields["notes"] = keywords.without_lines(plan.notes, keyed.lines)
+    if private:
+        api_fields["private_notes"] = True
+    watchers = [a.id for a in redmine.accounts(plan.watchers) if a.id not in issue.watcher_ids]
+    plan = replace(plan, issue_id=issue.id, notes=api_fields["notes"], warnings=plan.warnings + keyed.warnings,
+                   resolved=_shown({**api_fields, "watcher_user_ids": watchers}, acting, ("notes",)))
+    if dry_run:
+        return Outcome("planned", issue.id, author=_login(acting)), plan
+    filed_plan = plan
+
+    def add(acting: Acting) -> int:
+        nonlocal filed_plan
+        connection = redmine.connection_for(acting)
+        for user_id in watchers:  # before the note: adding a watcher twice is harmless, a note is not
+            if user_id != (acting.account.id if acting.account else None):
+                api.add_watcher(connection, issue.id, user_id)
+        uploads, filed_plan = redmine.upload(plan, mail, acting)
+        api.add_note(connection, issue.id, api_fields, uploads, acting=bool(acting.impersonate))
+        return issue.id
+
+    filed = redmine.file_as(acting, plan, add)
+    if isinstance(filed, Ignored):
+        return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
+    _, acting = filed
+    return Outcome("filed", issue.id, f"{settings.url}/issues/{issue.id}", _login(acting)), filed_plan
 
 
-def _resolved(plan: Plan, keyed, fields: dict) -> Plan:
-    """The plan as it will be filed: the keywords' project and values over the defaults,
-    their lines out of the description."""
-    return replace(plan, project=keyed.project, description=keywords.without_lines(plan.description, keyed.lines),
-                   warnings=plan.warnings + keyed.warnings, resolved=keyed.over(fields))
+def _answered_issue(plan: Plan, redmine: _Redmine):
+    """((issue, private), None) for the first thread reference that leads to an issue
+    taking notes, else (None, why not). A reply to a private note is private."""
+    api, settings = redmine.api, redmine.settings
+    journal_id = next((ref.journal_id for ref in plan.thread if ref.journal_id), None)
+    why, tried = "no issue found for its references", set()
+    for ref in plan.thread:
+        if ref.issue_id in tried:
+            continue
+        if ref.issue_id:
+            tried.add(ref.issue_id)
+            issue = api.issue_state(redmine.connection, ref.issue_id)
+        else:
+            issue = api.issue_of_journal(redmine.connection, ref.journal_id, ref.since)
+        if issue is None:
+            why = f"issue #{ref.issue_id} does not exist" if ref.issue_id else f"note {ref.journal_id} not found"
+            continue
+        if redmine.directory.project(issue.project_id)["status"] != 1:
+            why = f"issue #{issue.id} is in a closed or archived project"
+            continue
+        if issue.closed and settings.reply_closed == "missing":
+            why = f"issue #{issue.id} is closed and [reply] closed = missing"
+            continue
+        return (issue, journal_id in issue.private_journal_ids), None
+    return None, why
+
+
+def _requester_record(plan: Plan, acting: Acting, redmine: _Redmine) -> identity.RequesterRecord:
+    person = plan.requester
+    accounts = redmine.accounts((person.addr,)) if person and not acting.is_address(person.addr) else []
+    return identity.record_requester(person, acting, accounts[0] if accounts else None, redmine.settings)
+
+
+def _dropped(plan: Plan, mail: Mail, settings: Settings, rule: str, reason: str,
+             dry_run: bool) -> tuple[Outcome, Plan]:
+    """A mail the sender rules or the reply rules drop: like a guard's drop, kept in
+    keep_dropped when that is set."""
+    dropped = replace(plan, action="drop", guard=rule, reason=reason)
+    return set_aside(dropped, mail, settings, dry_run=dry_run), dropped
 
 
 def _with_refused(plan: Plan, refused: list[PlannedAttachment]) -> Plan:
@@ -98,13 +328,12 @@ def _notes(refused: list[PlannedAttachment]) -> str:
     return "".join(f"\n\n[Attachment not filed: {a.filename} ({size_text(a.size)}): {a.left_out}]" for a in refused)
 
 
-def set_aside(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = False) -> Outcome:
-    """A mail a guard stopped, kept byte for byte as received: held mail always in the hold
-    Maildir, dropped mail in keep_dropped when set. A failed write is a StateError (the
-    mail system keeps the mail), never a lost mail."""
-    holding = plan.action == "hold"
-    folder = settings.guard.hold if holding else settings.guard.keep_dropped
-    if dry_run:
-        return Outcome("planned")
-    saved = deliver_to_maildir(folder, mail.received.raw) if folder else None
-    return Outcome("held" if holding else "dropped", saved=saved)
+def _login(acting: Acting) -> str | None:
+    return acting.impersonate or (acting.account.login if acting.account else None)
+
+
+def _shown(api_fields: dict[str, Any], acting: Acting, hidden: tuple[str, ...]) -> dict[str, Any]:
+    """What --dry-run prints as resolved: the API fields (without the long texts) and
+    whom the mail is filed as, and why."""
+    shown = {k: v for k, v in api_fields.items() if k not in hidden}
+    return {**shown, "as": _login(acting), "why": acting.why}

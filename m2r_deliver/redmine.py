@@ -26,6 +26,7 @@ from .config import Settings
 from .errors import ConfigError, RedmineRefused, RedmineUnavailable
 from .mail import Attachment
 from .plan import Keyword, PlannedAttachment, size_text
+from .identity import Account, NewAccount, random_login
 
 
 class _TimeoutEngine(SyncEngine):
@@ -38,10 +39,18 @@ class _TimeoutEngine(SyncEngine):
 
 
 @contextmanager
-def translated_errors(doing: str) -> Iterator[None]:
-    """Turn whatever python-redmine or requests raise into one of our classes."""
+def translated_errors(doing: str, *, acting: bool = False) -> Iterator[None]:
+    """Turn whatever python-redmine or requests raise into one of our classes.
+
+    *acting*: the request acts as a mail's sender (X-Redmine-Switch-User), so a 403
+    means "this user may not", a refusal of the mail, not a broken setup.
+    """
     try:
         yield
+    except rx.ForbiddenError:
+        if acting:
+            raise RedmineRefused(f"{doing}: 403 Forbidden for the user acted as", status=403) from None
+        raise RedmineUnavailable(f"{doing}: 403 Forbidden: REST API disabled, or the key's user may not do this") from None
     except requests.Timeout as exc:
         raise RedmineUnavailable(f"{doing}: no answer within the timeout ({type(exc).__name__})") from None
     except requests.exceptions.SSLError as exc:
@@ -52,8 +61,6 @@ def translated_errors(doing: str) -> Iterator[None]:
         raise RedmineUnavailable(f"{doing}: {type(exc).__name__}: {_short(exc)}") from None
     except rx.AuthError:
         raise RedmineUnavailable(f"{doing}: 401 Unauthorized: the API key was refused") from None
-    except rx.ForbiddenError:
-        raise RedmineUnavailable(f"{doing}: 403 Forbidden: REST API disabled, or the key's user may not do this") from None
     except rx.ConflictError:
         raise RedmineUnavailable(f"{doing}: 409 Conflict") from None
     except rx.ServerError:
@@ -110,14 +117,25 @@ class NameCache:
             return {}
         return data if isinstance(data, dict) and data.get("url") == self.url else {}
 
-    def get(self, kind: str) -> dict[str, int] | None:
+    def get(self, kind: str) -> dict[str, Any] | None:
         entry = self.data.get("kinds", {}).get(kind)
-        if entry and time.time() - entry.get("at", 0) < self.ttl:
+        if entry and self._fresh(entry):
             return entry["ids"]
         return None
 
-    def put(self, kind: str, ids: dict[str, int]) -> None:
-        self.data = {"url": self.url, "kinds": {**self.data.get("kinds", {}), kind: {"at": time.time(), "ids": ids}}}
+    def _fresh(self, entry: dict[str, Any]) -> bool:
+        return time.time() - entry.get("at", 0) < self.ttl
+
+    def put(self, kind: str, ids: dict[str, Any]) -> None:
+        """Store *ids* under *kind*, forgetting whatever has expired."""
+        kinds = {k: v for k, v in self.data.get("kinds", {}).items() if self._fresh(v)}
+        self._write({**kinds, kind: {"at": time.time(), "ids": ids}})
+
+    def drop(self, kind: str) -> None:
+        self._write({k: v for k, v in self.data.get("kinds", {}).items() if k != kind})
+
+    def _write(self, kinds: dict[str, Any]) -> None:
+        self.data = {"url": self.url, "kinds": kinds}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".names.")
@@ -202,6 +220,15 @@ class Resolver:
                 return []  # listing custom fields needs an admin key
 
         return self._lookup("custom_field_definitions", name, fields)
+
+    def group(self, name: str) -> int | None:
+        def groups():
+            try:
+                return [(g.name, g.id) for g in self.redmine.group.all()]
+            except rx.ForbiddenError:
+                return []  # listing groups needs an admin key
+
+        return self._lookup("groups", name, groups)
 
     def find_project(self, identifier: str) -> int | None:
         return self._lookup(
@@ -353,9 +380,10 @@ def merged(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
     return result
 
 
-def create_issue(redmine: Redmine, api_fields: dict[str, Any], uploads: list[dict[str, Any]]) -> tuple[int, list[str]]:
+def create_issue(redmine: Redmine, api_fields: dict[str, Any], uploads: list[dict[str, Any]], *,
+                 acting: bool = False) -> tuple[int, list[str]]:
     """File the issue; its id, and the attributes Redmine silently did not set."""
-    with translated_errors("creating the issue"):
+    with translated_errors("creating the issue", acting=acting):
         issue = redmine.issue.create(**api_fields, **({"uploads": uploads} if uploads else {})).raw()
         return int(issue["id"]), not_taken(api_fields, issue)
 
@@ -431,3 +459,207 @@ def _size_limit(reason: str, size: int) -> int | None:
     """Redmine's "exceeds the maximum allowed file size (5242880)", in any language."""
     numbers = [int(n) for n in re.findall(r"\((\d+)\)", reason)]
     return numbers[-1] if numbers and 0 < numbers[-1] < size else None
+
+
+def add_note(redmine: Redmine, issue_id: int, api_fields: dict[str, Any], uploads: list[dict[str, Any]], *,
+             acting: bool = False) -> None:
+    """PUT the note (and any attribute changes) with the attachments in one request."""
+    if uploads:
+        api_fields = {**api_fields, "uploads": uploads}
+    with translated_errors(f"adding a note to issue #{issue_id}", acting=acting):
+        redmine.issue.update(issue_id, **api_fields)
+
+
+def add_watcher(redmine: Redmine, issue_id: int, user_id: int) -> bool:
+    """Make *user_id* watch the issue; False when the user acted as may not add watchers."""
+    with translated_errors(f"adding watcher {user_id} to issue #{issue_id}"):
+        try:
+            redmine.engine.request("post", f"{redmine.url}/issues/{issue_id}/watchers.json", data={"user_id": user_id})
+        except rx.ForbiddenError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class IssueState:
+    """What a reply needs to know about the issue it answers."""
+
+    id: int
+    project_id: int
+    closed: bool
+    journal_ids: frozenset[int]
+    private_journal_ids: frozenset[int]
+    watcher_ids: frozenset[int]
+
+
+def issue_state(redmine: Redmine, issue_id: int) -> IssueState | None:
+    """The issue with its notes and watchers; None when it does not exist or cannot be seen."""
+    with translated_errors(f"reading issue #{issue_id}"):
+        try:
+            raw = redmine.issue.get(issue_id, include=["journals", "watchers"]).raw()
+        except (rx.ResourceNotFoundError, rx.ForbiddenError):
+            return None
+    journals = raw.get("journals", [])
+    return IssueState(
+        id=int(raw["id"]),
+        project_id=int(raw["project"]["id"]),
+        closed=bool(raw.get("status", {}).get("is_closed")),
+        journal_ids=frozenset(int(j["id"]) for j in journals),
+        private_journal_ids=frozenset(int(j["id"]) for j in journals if j.get("private_notes")),
+        watcher_ids=frozenset(int(w["id"]) for w in raw.get("watchers", [])),
+    )
+
+
+#: At most this many issues are read to find the issue of a journal Message-ID.
+JOURNAL_SEARCH_LIMIT = 25
+
+
+def issue_of_journal(redmine: Redmine, journal_id: int, since: str | None) -> IssueState | None:
+    """The issue a note belongs to. Redmine's REST API cannot look a journal up by id, so
+    this reads the issues changed since the note's Message-ID time, oldest change
+    first, each with its journals: one list request plus one per issue, at most
+    JOURNAL_SEARCH_LIMIT. The issue is found unless that many other issues changed
+    after the note was written and before the issue's own last change."""
+    if not since:
+        return None
+    with translated_errors(f"looking for the issue of note {journal_id}"):
+        candidates = [int(i.id) for i in redmine.issue.filter(
+            status_id="*", updated_on=f">={since}", sort="updated_on:asc", limit=JOURNAL_SEARCH_LIMIT,
+        )[:JOURNAL_SEARCH_LIMIT]]
+    for issue_id in candidates:
+        state = issue_state(redmine, issue_id)
+        if state and journal_id in state.journal_ids:
+            return state
+    return None
+
+
+class Directory:
+    """Redmine's users for identity.py: accounts by address or login, what they may do,
+    new accounts. Cached in the name cache; all but ``me`` need an admin key."""
+
+    def __init__(self, redmine: Redmine, resolver: Resolver):
+        self.redmine, self.resolver, self.cache = redmine, resolver, resolver.cache
+        #: Names without a user, remembered for this delivery only (an account may be made any time).
+        self.absent: set[str] = set()
+
+    def me(self) -> Account:
+        entry = self.cache.get("me")
+        if entry is None:
+            with translated_errors("asking who the key belongs to"):
+                entry = _account_entry(self.redmine.user.get("current").raw())
+            self.cache.put("me", entry)
+        return Account(**entry)
+
+    def account_by_mail(self, addr: str) -> Account | None:
+        return self._find(f"account:{addr.lower()}", addr, lambda u: (u.get("mail") or "").lower() == addr.lower())
+
+    def account_by_login(self, login: str) -> Account | None:
+        return self._find(f"login:{login.lower()}", login, lambda u: u.get("login", "").lower() == login.lower())
+
+    def forget(self, account: Account) -> None:
+        """Drop what is cached about *account* (Redmine said it changed)."""
+        for kind in (f"account:{account.mail.lower()}", f"login:{account.login.lower()}", f"memberships:{account.id}"):
+            self.cache.drop(kind)
+
+    def _find(self, kind: str, name: str, matches) -> Account | None:
+        """Search users of any status by *name*, keep the exact match, and read it whole
+        (the list does not say whether a user is locked or an administrator)."""
+        entry = self.cache.get(kind)
+        if entry:
+            return Account(**entry)
+        if kind in self.absent:
+            return None
+        with translated_errors(f"looking up the Redmine user {name}"):
+            found = [u.raw() for u in self.redmine.user.filter(name=name, status="")]
+        exact = [u for u in found if matches(u)]
+        if not exact:
+            self.absent.add(kind)
+            return None
+        return self._read(int(exact[0]["id"]))
+
+    def _read(self, user_id: int) -> Account:
+        with translated_errors(f"reading Redmine user {user_id}"):
+            raw = self.redmine.user.get(user_id, include=["memberships"]).raw()
+        entry = _account_entry(raw)
+        self.cache.put(f"account:{entry['mail'].lower()}", entry)
+        self.cache.put(f"login:{entry['login'].lower()}", entry)
+        self.cache.put(f"memberships:{entry['id']}", {
+            str(m["project"]["id"]): [r["id"] for r in m.get("roles", [])] for m in raw.get("memberships", [])
+        })
+        return Account(**entry)
+
+    def may(self, account: Account, project_id: int, permissions: tuple[str, ...]) -> bool | None:
+        """Whether one of *permissions* is granted by the account's roles in the project;
+        None for a non-member of a public project (Redmine's non-member role decides)."""
+        if account.admin:
+            return True
+        memberships = self.cache.get(f"memberships:{account.id}")
+        if memberships is None:
+            self._read(account.id)
+            memberships = self.cache.get(f"memberships:{account.id}") or {}
+        roles = memberships.get(str(project_id))
+        if roles is None:
+            return None if self.project(project_id).get("is_public") else False
+        granted = {p for role in roles for p in self._role_permissions(role)}
+        return any(p in granted for p in permissions)
+
+    def _role_permissions(self, role_id: int) -> list[str]:
+        entry = self.cache.get(f"role:{role_id}")
+        if entry is None:
+            with translated_errors(f"reading role {role_id}"):
+                entry = {"permissions": list(self.redmine.role.get(role_id).raw().get("permissions", []))}
+            self.cache.put(f"role:{role_id}", entry)
+        return entry["permissions"]
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        """``is_public`` and ``status`` (1 active, 5 closed, 9 archived) of a project."""
+        entry = self.cache.get(f"project:{project_id}")
+        if entry is None:
+            with translated_errors(f"reading project {project_id}"):
+                raw = self.redmine.project.get(project_id).raw()
+            entry = {"is_public": bool(raw.get("is_public")), "status": int(raw.get("status", 1))}
+            self.cache.put(f"project:{project_id}", entry)
+        return entry
+
+    def create_account(self, new: NewAccount) -> Account:
+        """Create the account (its groups must exist first), the way Redmine's mail
+        handler does: generated password, account mail unless told not to."""
+        group_ids = [self.resolver.group(name) for name in new.groups]
+        unknown = [name for name, gid in zip(new.groups, group_ids) if gid is None]
+        if unknown:
+            raise ConfigError(f"unknown group(s) {', '.join(unknown)}", key="sender.default_group")
+        user_id = self._post_user(new, new.login)
+        for group_id in group_ids:
+            with translated_errors(f"adding user {user_id} to group {group_id}"):
+                self.redmine.engine.request("post", f"{self.redmine.url}/groups/{group_id}/users.json",
+                                            data={"user_id": user_id})
+        return self._read(user_id)
+
+    def _post_user(self, new: NewAccount, login: str) -> int:
+        body = {
+            "user": {"login": login, "firstname": new.firstname, "lastname": new.lastname, "mail": new.mail,
+                     "generate_password": True, "mail_notification": new.mail_notification},
+            "send_information": new.send_information,
+        }
+        try:
+            with translated_errors(f"creating the Redmine account {login}"):
+                return int(self.redmine.engine.request("post", f"{self.redmine.url}/users.json", data=body)
+                           ["user"]["id"])
+        except RedmineRefused as exc:
+            self.absent.discard(f"account:{new.mail.lower()}")
+            existing = self.account_by_mail(new.mail)  # made meanwhile by another delivery
+            if existing:
+                return existing.id
+            if exc.status == 422 and "login" in exc.reason.lower() and login == new.login:
+                return self._post_user(new, random_login())
+            raise
+
+
+def _account_entry(raw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": int(raw["id"]),
+        "login": raw.get("login", ""),
+        "mail": (raw.get("mail") or "").lower(),
+        "active": int(raw.get("status", 1)) == 1,
+        "admin": bool(raw.get("admin")),
+    }

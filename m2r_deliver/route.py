@@ -1,31 +1,58 @@
 """Route: a parsed Mail and the Settings become a Plan. Pure: no network, no state.
 
 Values come from, in rising order of precedence: the [issue] defaults, the first
-[[route]] whose patterns all match, and a project named by a sub-address
-(``redmine+ops@example.org``, rdm-mailhandler's --project-from-subaddress).
+[[route]] whose patterns all match, the [form] fields of the body, and a project named
+by a sub-address (``redmine+ops@example.org``, rdm-mailhandler's
+--project-from-subaddress). A mail that answers an existing issue (thread.py) becomes a
+note on it, carrying the new issue to file instead if that issue is gone.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+from dataclasses import replace
 from typing import Any
 
-from . import keywords
+from . import form, identity, keywords, quotes, thread
 from .config import Route, Settings
 from .mail import Mail
-from .plan import Plan, PlannedAttachment
+from .plan import Person, Plan, PlannedAttachment, ThreadRef
 
 SUBJECT_LIMIT = 255  # Redmine's issues.subject column
 
 
-def plan_issue(mail: Mail, settings: Settings) -> Plan:
+def plan_issue(mail: Mail, settings: Settings,
+               own_issue: thread.OwnIssueLookup = thread.issue_of_own_message) -> Plan:
+    """A new issue, or a note when the mail answers an existing one. *own_issue* maps a
+    Message-ID this program filed to its issue (the delivery ledger's lookup)."""
+    new = _new_issue(mail, settings)
+    refs = thread.references(mail, own_issue)
+    return plan_note(mail, settings, refs, new) if refs else new
+
+
+def _new_issue(mail: Mail, settings: Settings) -> Plan:
     values: dict[str, Any] = dict(settings.issue)
     chosen = "defaults"
     route = first_matching_route(mail, settings.routes)
     if route is not None:
         values.update(route.values)
         chosen = f"route #{route.index}"
+    fields = _form_values(mail, settings)
+    if fields:
+        form_values = form.attributes(fields, settings.form_fields)
+        if "custom_fields" in form_values:
+            form_values["custom_fields"] = {**values.get("custom_fields", {}), **form_values["custom_fields"]}
+        values.update(form_values)
+        chosen = f"{chosen}, form"
+    requester = identity.requester(mail, settings.requester_labels,
+                                   form.requester_address(fields, settings.requester_labels))
+    sender = _sender(mail)
+    from_form = requester is not None and requester.source != "From" and form.is_form_sender(mail, settings)
+    trusted, finding = identity.authenticate(mail, settings.authserv_id)
+    subject = mail.subject
+    if fields and settings.form_subject:
+        subject = form.subject(settings.form_subject, fields, mail.subject)
     subaddress_project = project_from_subaddress(mail, settings.project_from_subaddress)
     if subaddress_project:
         values["project"] = subaddress_project
@@ -38,7 +65,7 @@ def plan_issue(mail: Mail, settings: Settings) -> Plan:
         action="create",
         message_id=mail.message_id,
         sender=mail.sender.addr if mail.sender else None,
-        subject=issue_subject(mail.subject, settings.empty_subject),
+        subject=issue_subject(subject, settings.empty_subject),
         description=description,
         project=project,
         fields={k: v for k, v in values.items() if v not in (None, "", {})},
@@ -46,6 +73,11 @@ def plan_issue(mail: Mail, settings: Settings) -> Plan:
         keywords=found,
         warnings=warnings,
         route=chosen,
+        author=requester if from_form else sender,
+        sender_trusted=trusted,
+        authentication=finding,
+        requester=requester,
+        watchers=identity.watcher_addresses(mail, settings),
     )
 
 
@@ -58,6 +90,42 @@ def plan_attachments(mail: Mail, settings: Settings):
         reason = (f"matches excluded_filenames {excluded!r}" if excluded is not None
                   else "empty" if attachment.size == 0 else None)
         yield PlannedAttachment(index, attachment.filename, attachment.content_type, attachment.size, reason)
+
+
+def plan_note(mail: Mail, settings: Settings, refs: tuple[ThreadRef, ...], new: Plan) -> Plan:
+    """A note on the issue *refs* point at, by the From address; *new* is filed instead
+    when that issue is missing or locked and [reply] missing = "new"."""
+    text = truncate_at_delimiters(mail.body, settings.body_delimiters + settings.reply_delimiters,
+                                  regex=settings.body_delimiters_regex)
+    notes = quotes.strip_reply(text)
+    # Keywords in a reply change the issue (``Status: Resolved`` closes it), under the same
+    # allow_override rules; a reply never moves the issue to another project.
+    found, warnings = keywords.find(notes, settings.allow_override, project_given=True)
+    return replace(
+        new,
+        action="note",
+        description="",
+        project=None,
+        fields={},  # Redmine likewise ignores the new-issue defaults on a reply
+        keywords=found,
+        warnings=warnings,
+        route="reply",
+        author=_sender(mail),
+        requester=None,
+        issue_id=next((ref.issue_id for ref in refs if ref.issue_id), None),
+        thread=refs,
+        notes=notes,
+        if_missing=new if settings.reply_missing == "new" else None,
+    )
+
+
+def _sender(mail: Mail) -> Person | None:
+    return Person(mail.sender.addr, mail.sender.name, "From") if mail.sender else None
+
+
+def _form_values(mail: Mail, settings: Settings) -> dict[str, str]:
+    labels = {*settings.requester_labels, *settings.form_fields, *form.template_labels(settings.form_subject)}
+    return form.read_fields(mail.body, labels) if labels and form.applies(mail, settings) else {}
 
 
 def plan_drop(mail: Mail, guard: str, reason: str, action: str = "drop") -> Plan:
@@ -79,14 +147,16 @@ def issue_subject(subject: str, placeholder: str) -> str:
 
 def truncate_at_delimiters(body: str, delimiters: tuple[str, ...], *, regex: bool = False) -> str:
     """Cut the body at the first line that is a delimiter (quote markers allowed before
-    it), or with *regex* a line the whole of which a delimiter expression matches."""
+    it); with *regex*, a delimiter is a regular expression the whole line must match."""
     if not delimiters:
         return body
     wanted = {d.strip() for d in delimiters if d.strip()}
+    patterns = [re.compile(d) for d in wanted] if regex else []
     lines = body.split("\n")
     for number, line in enumerate(lines):
-        line = re.sub(r"^[> ]*", "", line).strip()
-        if any(re.fullmatch(d, line) for d in wanted) if regex else line in wanted:
+        text = re.sub(r"^[> ]*", "", line).strip()
+        matched = any(p.fullmatch(text) for p in patterns) if regex else text in wanted
+        if matched:
             return "\n".join(lines[:number]).rstrip()
     return body
 

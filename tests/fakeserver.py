@@ -10,8 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def answering(status: int, body: bytes = b"", content_type: str = "application/json"):
-    """Every request gets *status* with *body*; yields the base URL and the list of requests seen."""
+def answering(status: int, body: bytes = b"", content_type: str = "application/json",
+              paths: dict[str, tuple[int, bytes]] | None = None):
+    """Every request gets *status* with *body*, except those whose path starts with a key
+    of *paths*, which get that (status, body); yields the base URL and the list of
+    requests seen."""
     seen: list[tuple[str, str]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -20,11 +23,13 @@ def answering(status: int, body: bytes = b"", content_type: str = "application/j
             if length:
                 self.rfile.read(length)
             seen.append((self.command, self.path))
-            self.send_response(status)
+            code, text = next((answer for prefix, answer in (paths or {}).items() if self.path.startswith(prefix)),
+                              (status, body))
+            self.send_response(code)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(text)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(text)
 
         do_GET = do_POST = do_PUT = _answer
 

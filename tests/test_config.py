@@ -84,3 +84,39 @@ def test_bad_toml_and_bad_values(tmp_path):
         load(str(write(tmp_path, base + '[sender]\nunknown_user = "maybe"\n')), {}, {})
     with pytest.raises(ConfigError, match="subject: bad regular expression"):
         load(str(write(tmp_path, base + '[[route]]\nsubject = "(("\nproject = "x"\n')), {}, {})
+
+
+def test_identity_and_reply_keys(tmp_path):
+    base = f'[redmine]\nurl = "https://r"\nkey_file = "{key_file(tmp_path)}"\n'
+    path = write(tmp_path, base + '[sender]\nfallback_user = "gateway"\nown_addresses = ["Helpdesk@Example.org"]\n'
+                 'authserv_id = "MX.example.org"\nrequester_labels = ["依頼者メール"]\n'
+                 'requester_field = "Requester e-mail"\nrequester_header = "依頼者: {name} <{addr}>"\n'
+                 '[form]\nsenders = ["request@example.org"]\nsubject = "{申請種別}: {subject}"\n'
+                 'fields = { "申請種別" = "category", "対象" = "cf: Target host" }\n'
+                 '[reply]\nmissing = "drop"\nclosed = "missing"\ndelimiters = ["^-+ Reply above -+$"]\n'
+                 '[mail]\nbody_delimiters_regex = true\n')
+    settings = load(str(path), {}, {})
+    assert settings.fallback_user == "gateway" and settings.own_addresses == ("helpdesk@example.org",)
+    assert settings.authserv_id == "mx.example.org"
+    assert settings.form_fields == {"申請種別": "category", "対象": "cf:Target host"}
+    assert (settings.reply_missing, settings.reply_closed, settings.body_delimiters_regex) == ("drop", "missing", True)
+    defaults = load(str(write(tmp_path, base)), {}, {})
+    assert (defaults.reply_missing, defaults.reply_closed, defaults.requester_header) == (
+        "new", "note", "Requester: {requester}")
+
+
+@pytest.mark.parametrize("text,words", [
+    ('[reply]\nmissing = "later"\n', "reply.missing: must be one of new, drop"),
+    ('[reply]\nclosed = "ignore"\n', "reply.closed: must be one of note, missing"),
+    ('[form]\nfields = { "種別" = "colour" }\n', "form.fields: '種別': unknown target 'colour'"),
+    ('[form]\nfields = { "種別" = 3 }\n', "form.fields: '種別': must be a string"),
+    ('[form]\nsubject = "{unclosed"\n', "form.subject: bad template"),
+    ('[sender]\nrequester_header = "From {who}"\n', "sender.requester_header: unknown field(s)"),
+    ('[sender]\nown_addresses = [1]\n', "sender.own_addresses: must be a list of strings"),
+    ('[mail]\nbody_delimiters_regex = true\nbody_delimiters = ["(("]\n', "mail.body_delimiters: bad regular expression"),
+])
+def test_identity_mistakes_name_the_key(tmp_path, text, words):
+    path = write(tmp_path, f'[redmine]\nurl = "https://r"\nkey_file = "{key_file(tmp_path)}"\n' + text)
+    with pytest.raises(ConfigError) as info:
+        load(str(path), {}, {})
+    assert words in str(info.value) and str(path) in str(info.value)

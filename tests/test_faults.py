@@ -57,7 +57,8 @@ def test_temporary_http_statuses(offline_site, status, words):
 
 def test_refusals_are_the_mails_fault_and_still_keep_the_mail(offline_site):
     body = json.dumps({"errors": ["Subject cannot be blank"]}).encode()
-    with answering(422, body) as (url, seen):
+    me = json.dumps({"user": {"id": 7, "login": "gateway", "admin": False}}).encode()
+    with answering(422, body, paths={"/users/current.json": (200, me)}) as (url, seen):
         offline_site.write_config(url=url, issue='project = "7"\ntracker = "3"')
         result = offline_site.deliver(make_mail())
     assert any(method == "POST" and path.endswith("issues.json") for method, path in seen)

@@ -13,7 +13,7 @@ from m2r_deliver.errors import ConfigError
 from m2r_deliver.redmine import custom_field_value
 from test_charsets import sjis_to_jis
 from test_attachments import site  # noqa: F401 (a patient site, as a fixture)
-from test_delivery import filed_issue
+from test_delivery import filed_issue, mail_text
 
 ALL = frozenset({"tracker", "status", "priority", "category", "assigned_to", "fixed_version", "start_date",
                  "due_date", "estimated_hours", "done_ratio", "private", "parent_issue", "custom_fields"})
@@ -124,7 +124,7 @@ def test_japanese_keywords_are_applied_and_taken_out(site, testbed, token):
     assert issue["fixed_version"]["name"] == "1.0" and issue["is_private"] is True
     assert (issue["start_date"], issue["due_date"]) == ("2026-01-05", "2026-01-31")
     assert issue["estimated_hours"] == 3 and issue["done_ratio"] == 20
-    assert issue["description"].replace("\r\n", "\n") == "お世話になっております。\nプリンタが動きません。\n\nよろしくお願いします。"
+    assert mail_text(issue) == "お世話になっております。\nプリンタが動きません。\n\nよろしくお願いします。"
     assert "warnings=" not in site.last_log_line()
 
 
@@ -132,7 +132,7 @@ def test_keywords_not_allowed_stay_text(site, testbed, token):
     body = f"Priority: Urgent\nTracker: Bug {token}"
     issue = filed_issue(site.deliver(jis_mail(token, body), "--allow-override", "priority"), testbed)
     assert issue["priority"]["name"] == "Urgent" and issue["tracker"]["name"] == "Support"
-    assert issue["description"] == f"Tracker: Bug {token}"
+    assert mail_text(issue) == f"Tracker: Bug {token}"
 
 
 def test_unknown_value_is_logged_and_the_default_kept(site, testbed, token):
@@ -141,7 +141,7 @@ def test_unknown_value_is_logged_and_the_default_kept(site, testbed, token):
                                      "--allow-override", "priority"), testbed)
     assert issue["priority"]["name"] == "Low"
     assert "warnings=\"priority 'Supreme' unknown: ignored\"" in site.last_log_line()
-    assert issue["description"].replace("\r\n", "\n") == "Printer broken.\nPriority: Supreme\n優先度: Extreme"
+    assert mail_text(issue) == "Printer broken.\nPriority: Supreme\n優先度: Extreme"
 
 
 def test_custom_field_keyword(site, testbed, token):
@@ -149,7 +149,7 @@ def test_custom_field_keyword(site, testbed, token):
     issue = filed_issue(site.deliver(jis_mail(token, body), "--allow-override", "custom_fields"), testbed)
     values = {f["name"]: f.get("value") for f in issue["custom_fields"]}
     assert values["Target host"] == f"web01-{token}"
-    assert issue["description"].replace("\r\n", "\n") == "Disk full.\nNote: call me"
+    assert mail_text(issue) == "Disk full.\nNote: call me"
     assert "warnings=" not in site.last_log_line()  # "Note" is no custom field: ordinary text
 
 
@@ -157,7 +157,7 @@ def test_value_redmine_refuses_costs_only_that_keyword(site, testbed, token):
     body = "Please look.\nPriority: High\nParent task: 99999999"
     issue = filed_issue(site.deliver(jis_mail(token, body), "--allow-override", "all"), testbed)
     assert issue["priority"]["name"] == "High" and issue.get("parent") is None
-    assert issue["description"].replace("\r\n", "\n") == "Please look.\nParent task: 99999999"
+    assert mail_text(issue) == "Please look.\nParent task: 99999999"
     assert "parent_issue 99999999 refused by Redmine (creating the issue: 422 Parent task is invalid)" in \
         site.last_log_line()
 

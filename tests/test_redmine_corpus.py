@@ -8,6 +8,7 @@ what Redmine's test asserts. Redmine's fixtures are translated to the test bed:
     tracker "Feature request" → Feature   tracker "Support request" → Support
     category "Stock management" → Printers
     version "Alpha" → 1.0                 custom field "Database" (list) → "Target host"
+    user jsmith@somenet.foo → jsmith@example.net in the headers (the test bed's John Smith)
 
 Redmine's ``:issue => {...}`` options become [issue] defaults, ``:allow_override``
 becomes allow_override, its settings (delimiters, excluded file names, preferred part)
@@ -39,6 +40,8 @@ def corpus(name: str, token: str, *edits: tuple[bytes, bytes]) -> bytes:
     """A corpus mail with its fixtures translated, and a Message-ID of its own (the same
     mail is delivered by many tests; a delivery record must not take them for one)."""
     data = corpus_file(MH, name).read_bytes()
+    head, blank, body = data.partition(b"\r\n\r\n") if b"\r\n\r\n" in data else data.partition(b"\n\n")
+    data = re.sub(rb"(?i)jsmith@somenet\.foo", b"jsmith@example.net", head) + blank + body
     for old, new in edits:
         assert re.search(re.escape(old), data, re.I), f"{old!r} not in {name}"
         data = re.sub(re.escape(old), new.replace(b"\\", b"\\\\"), data, flags=re.I)

@@ -1,0 +1,291 @@
+"""Identity: who files the issue or note, and who really asked.
+
+With an administrator's API key the gateway files *as* the Redmine user whose address
+sent the mail (``X-Redmine-Switch-User``), so Redmine's permissions, authorship and
+notifications are right. A sender it cannot act as (no account, locked, no permission
+in the project, or a From address that failed [sender] authserv_id) is "unknown" and
+[sender] unknown_user decides: ``accept`` files as [sender] fallback_user (else as the
+key's own user), ``ignore`` drops the mail, ``create`` makes the account the way
+Redmine's mail handler does. The Redmine lookups go through a ``Directory``
+(redmine.py); everything else here is pure.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+from .config import Settings
+from .errors import ConfigError
+from .mail import Mail
+from .plan import Person
+
+NEW_ISSUE_PERMISSIONS = ("add_issues",)
+NOTE_PERMISSIONS = ("add_issue_notes", "edit_issues")  # either will do, as in Redmine
+_LOGIN = re.compile(r"^[a-z0-9_\-@.]{1,60}$", re.I)  # Redmine's login format and length
+_NAME_LIMIT = 30  # Redmine's firstname/lastname columns
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    login: str
+    mail: str = ""
+    active: bool = True
+    admin: bool = False
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """A Redmine account to create for an unknown sender."""
+
+    login: str
+    mail: str
+    firstname: str
+    lastname: str
+    #: Redmine's mail_notification: "only_my_events" like its mail handler, or "none".
+    mail_notification: str
+    #: Mail the new user their login and password (Redmine's send_information).
+    send_information: bool
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Acting:
+    """Whom the mail is filed as, and why."""
+
+    #: None only on a dry run that would create the account.
+    account: Account | None
+    #: The login to switch to; None files as the key's own user.
+    impersonate: str | None
+    why: str
+
+    def is_address(self, addr: str) -> bool:
+        return bool(self.account and self.account.mail.lower() == addr.lower())
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """[sender] unknown_user = "ignore" applied: the mail is dropped."""
+
+    reason: str
+
+
+class Directory(Protocol):
+    """Redmine's users, as identity needs them (redmine.Directory)."""
+
+    def me(self) -> Account: ...
+
+    def account_by_mail(self, addr: str) -> Account | None: ...
+
+    def account_by_login(self, login: str) -> Account | None: ...
+
+    def may(self, account: Account, project_id: int, permissions: tuple[str, ...]) -> bool | None: ...
+
+    def create_account(self, new: NewAccount) -> Account: ...
+
+
+# --- who sent it -------------------------------------------------------------------
+
+def authenticate(mail: Mail, authserv_id: str | None) -> tuple[bool, str | None]:
+    """(trusted, finding): may the From address be acted as?
+
+    With [sender] authserv_id, an ``Authentication-Results`` header of that host (RFC
+    8601) must show dkim=pass for the From domain or a parent of it, spf=pass for a
+    MAIL FROM in such a domain, or dmarc=pass for the From domain. The receiving MX must
+    remove such headers that arrive from outside (RFC 8601 section 5); every header of
+    that host is read.
+    """
+    if not authserv_id:
+        return True, None
+    if not mail.sender:
+        return False, "no From address"
+    domain = mail.sender.addr.rpartition("@")[2]
+    results = [r for header in mail.header_all("authentication-results")
+               for r in [_parse_results(header)] if r and r[0] == authserv_id]
+    if not results:
+        return False, f"no Authentication-Results from {authserv_id}"
+    for _, methods in results:
+        for method, result, props in methods:
+            if result != "pass":
+                continue
+            if method == "dkim" and _aligned(props.get("header.d") or props.get("header.i", ""), domain):
+                return True, f"dkim=pass header.d={props.get('header.d') or props.get('header.i')}"
+            if method == "spf" and _aligned(props.get("smtp.mailfrom", ""), domain):
+                return True, f"spf=pass smtp.mailfrom={props['smtp.mailfrom']}"
+            if method == "dmarc" and props.get("header.from", "").lower() == domain:
+                return True, f"dmarc=pass header.from={domain}"
+    found = "; ".join(f"{m}={r}" for _, methods in results for m, r, _ in methods) or "none"
+    return False, f"{authserv_id} found no pass for {domain} ({found})"
+
+
+def _parse_results(header: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]] | None:
+    """``host [version]; method=result ptype.prop=value …; …`` without comments."""
+    text = header
+    while True:
+        uncommented = re.sub(r"\([^()]*\)", " ", text)
+        if uncommented == text:
+            break
+        text = uncommented
+    parts = [p.strip() for p in text.split(";")]
+    if not parts or not parts[0]:
+        return None
+    authserv = parts[0].split()[0].lower()
+    methods = []
+    for part in parts[1:]:
+        words = re.findall(r'[^\s=]+=(?:"[^"]*"|[^\s]+)|\S+', part)
+        if not words or "=" not in words[0]:
+            continue
+        method, _, result = words[0].partition("=")
+        props = {}
+        for word in words[1:]:
+            key, _, value = word.partition("=")
+            props[key.lower()] = value.strip('"').lower()
+        methods.append((method.split("/")[0].lower(), result.lower(), props))
+    return authserv, methods
+
+
+def _aligned(identity: str, from_domain: str) -> bool:
+    """The authenticated domain is the From domain or a parent of it (never a bare TLD)."""
+    domain = identity.rpartition("@")[2].lower().rstrip(".")
+    return "." in domain and (from_domain == domain or from_domain.endswith("." + domain))
+
+
+# --- who asked ---------------------------------------------------------------------
+
+def requester(mail: Mail, labels: tuple[str, ...], found: tuple[str, str] | None) -> Person | None:
+    """The address in a requester form field (*found*: label, address), else the From."""
+    if found:
+        label, addr = found
+        return Person(addr, source=f"form field {label}")
+    if mail.sender:
+        return Person(mail.sender.addr, mail.sender.name, "From")
+    return None
+
+
+@dataclass(frozen=True)
+class RequesterRecord:
+    """What the issue records of the requester when it is not filed as them."""
+
+    set_custom_field: bool = False
+    header: str | None = None
+    watcher_id: int | None = None
+
+
+def record_requester(person: Person | None, acting: Acting, account: Account | None,
+                     settings: Settings) -> RequesterRecord:
+    """A form's requester always goes to [sender] requester_field; the From address only
+    when the mail is filed as someone else. Then the requester watches the issue if
+    they have an active account, or is named in a header line of the description."""
+    if person is None:
+        return RequesterRecord()
+    filed_as_them = acting.is_address(person.addr)
+    custom = bool(settings.requester_field) and (person.source != "From" or not filed_as_them)
+    if filed_as_them:
+        return RequesterRecord(custom)
+    if account is not None and account.active:
+        return RequesterRecord(custom, watcher_id=account.id)
+    header = settings.requester_header.format(requester=person, name=person.name or person.addr, addr=person.addr)
+    return RequesterRecord(custom, header=header)
+
+
+# --- whom to file as ---------------------------------------------------------------
+
+def choose(person: Person | None, trusted: bool, finding: str | None, directory: Directory, settings: Settings,
+           project_id: int, permissions: tuple[str, ...], *, dry_run: bool = False) -> Acting | Ignored:
+    """Whom to file as in *project_id*, needing one of *permissions*."""
+    me = directory.me()
+    if not me.admin:
+        return Acting(me, None, "the key's user: not an administrator, nobody is impersonated")
+    if person is None:
+        return as_unknown(None, "no sender address", directory, settings)
+    if not trusted:
+        return as_unknown(person, f"not authenticated: {finding}", directory, settings)
+    account = directory.account_by_mail(person.addr)
+    if account is None:
+        if settings.unknown_user == "create":
+            return _create(person, directory, settings, project_id, permissions, dry_run)
+        return as_unknown(person, "no Redmine account", directory, settings)
+    return _if_permitted(account, person, directory, settings, project_id, permissions)
+
+
+def as_unknown(person: Person | None, reason: str, directory: Directory, settings: Settings) -> Acting | Ignored:
+    """[sender] unknown_user for a sender the gateway cannot act as (accounts are
+    created only for addresses without one, see ``choose``)."""
+    who = person.addr if person else "(no address)"
+    if settings.unknown_user == "ignore":
+        return Ignored(f"{who}: {reason}; [sender] unknown_user = ignore")
+    return fallback(f"{who}: {reason}", directory, settings)
+
+
+def fallback(reason: str, directory: Directory, settings: Settings) -> Acting:
+    if not settings.fallback_user:
+        return Acting(directory.me(), None, f"the key's user, because {reason}")
+    account = directory.account_by_login(settings.fallback_user)
+    if account is None or not account.active:
+        state = "does not exist" if account is None else "is locked"
+        raise ConfigError(f"user {settings.fallback_user!r} {state} in Redmine", key="sender.fallback_user")
+    return Acting(account, account.login, f"fallback_user, because {reason}")
+
+
+def _if_permitted(account: Account, person: Person, directory: Directory, settings: Settings, project_id: int,
+                  permissions: tuple[str, ...]) -> Acting | Ignored:
+    if not account.active:
+        return as_unknown(person, f"account {account.login} is locked", directory, settings)
+    if settings.permission_check and directory.may(account, project_id, permissions) is False:
+        return as_unknown(person, f"{account.login} lacks {' or '.join(permissions)} in the project",
+                          directory, settings)
+    return Acting(account, account.login, "sender" if person.source == "From" else f"requester ({person.source})")
+
+
+def _create(person: Person, directory: Directory, settings: Settings, project_id: int,
+            permissions: tuple[str, ...], dry_run: bool) -> Acting | Ignored:
+    new = new_account(person, settings)
+    if dry_run:
+        return Acting(None, new.login, f"new account {new.login} (not created: dry run)")
+    account = directory.create_account(new)
+    acting = _if_permitted(account, person, directory, settings, project_id, permissions)
+    if isinstance(acting, Acting) and acting.account == account:
+        return Acting(account, account.login, f"new account {account.login}")
+    return acting
+
+
+def new_account(person: Person, settings: Settings) -> NewAccount:
+    """Like Redmine's mail handler: the address as login, the display name split into
+    first name and the rest (else the address's local part split at dots)."""
+    names = person.name.split() if person.name.strip() else person.addr.partition("@")[0].split(".")
+    firstname = (names[0] if names else "")[:_NAME_LIMIT].strip() or "-"
+    lastname = " ".join(names[1:])[:_NAME_LIMIT].strip() or "-"
+    login = person.addr if _LOGIN.match(person.addr) else random_login()
+    return NewAccount(
+        login=login,
+        mail=person.addr,
+        firstname=firstname,
+        lastname=lastname,
+        mail_notification="only_my_events" if settings.notification else "none",
+        send_information=settings.account_notice,
+        groups=tuple(g.strip() for g in (settings.default_group or "").split(",") if g.strip()),
+    )
+
+
+def random_login() -> str:
+    return f"user{secrets.token_hex(6)}"
+
+
+# --- who watches -------------------------------------------------------------------
+
+def watcher_addresses(mail: Mail, settings: Settings) -> tuple[str, ...]:
+    """To and Cc, minus the gateway's own addresses and the sender: [sender]
+    own_addresses, the addresses the mail was delivered to, the sub-address base and its
+    ``+project`` forms, and the [[route]] ``to`` patterns."""
+    own = [*settings.own_addresses, *mail.delivered_to, *(route_to for route in settings.routes
+                                                            for route_to in route.match.get("to", ()))]
+    if settings.project_from_subaddress:
+        local, _, domain = settings.project_from_subaddress.lower().partition("@")
+        own += [f"{local}@{domain}", f"{local}+*@{domain}"]
+    sender = mail.sender.addr if mail.sender else None
+    candidates = dict.fromkeys(a for a in (*mail.to, *mail.cc) if a != sender)
+    return tuple(a for a in candidates if not any(fnmatch.fnmatchcase(a, pattern.lower()) for pattern in own))

@@ -1,0 +1,81 @@
+"""Thread: is this mail an answer to an existing issue, and to which one?
+
+Redmine marks its notifications with Message-IDs such as
+``redmine.issue-12.20261127211428.5@host`` (the issue itself) and
+``redmine.journal-40.20261127211527.5@host`` (one of its notes; the middle number is
+the note's creation time in UTC), puts the issue's token in ``References``, and tags
+the subject ``[Project - Tracker #12]``. Mail clients carry both into replies. A reply
+to a mail this program filed itself threads through the ledger (see
+``issue_of_own_message``). Pure: no network.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from .mail import Mail
+from .plan import ThreadRef
+
+# The same shapes Redmine's mail handler accepts (facts of its format).
+_TOKEN = re.compile(r"^redmine\.([a-z0-9_]+)-(\d+)\.(\d+)(?:\.[a-f0-9]+)?@")
+_SUBJECT_TAG = re.compile(r"\[(?:[^\]]*\s+)?#(\d+)\]")
+#: How far before a note's Message-ID time (whole seconds) its issue may have been saved.
+_CLOCK_SLACK = timedelta(seconds=5)
+
+OwnIssueLookup = Callable[[str], "int | None"]
+
+
+def issue_of_own_message(message_id: str) -> int | None:
+    """Hook for the delivery ledger: the issue a mail with *message_id* was filed as.
+
+    Returns None until the ledger (ledger.py) answers it; route.plan_issue takes the
+    real lookup as its ``own_issue`` argument.
+    """
+    return None
+
+
+def references(mail: Mail, own_issue: OwnIssueLookup = issue_of_own_message) -> tuple[ThreadRef, ...]:
+    """Every sign that *mail* answers an issue, in the order they are tried: Redmine's
+    issue tokens (In-Reply-To, then References newest first), its note tokens (whose
+    issue must be searched for, so after the issue tokens Redmine puts beside them),
+    mails we filed, the subject tag."""
+    replied_to = (*mail.in_reply_to, *reversed(mail.references))
+    tokens = [ref for ref in map(_token_ref, replied_to) if ref]
+    found = [ref for ref in tokens if ref.via == "issue"] + [ref for ref in tokens if ref.via == "journal"]
+    for message_id in replied_to:
+        if not _TOKEN.match(message_id):
+            issue_id = own_issue(message_id)
+            if issue_id:
+                found.append(ThreadRef("ours", issue_id=issue_id))
+    tag = subject_issue_id(mail.subject)
+    if tag:
+        found.append(ThreadRef("subject", issue_id=tag))
+    return tuple(dict.fromkeys(found))
+
+
+def subject_issue_id(subject: str) -> int | None:
+    match = _SUBJECT_TAG.search(subject or "")
+    return int(match.group(1)) if match else None
+
+
+def _token_ref(message_id: str) -> ThreadRef | None:
+    match = _TOKEN.match(message_id)
+    if not match:
+        return None
+    kind, number, stamp = match.group(1), int(match.group(2)), match.group(3)
+    if kind == "issue":
+        return ThreadRef("issue", issue_id=number)
+    if kind == "journal":
+        return ThreadRef("journal", journal_id=number, since=_since(stamp))
+    return None  # forum messages and news are not issues
+
+
+def _since(stamp: str) -> str | None:
+    """The token's time, less some slack: the issue is saved just before its note."""
+    try:
+        moment = datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return (moment - _CLOCK_SLACK).strftime("%Y-%m-%dT%H:%M:%SZ")

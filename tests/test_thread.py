@@ -1,0 +1,65 @@
+"""Thread detection: Redmine's Message-ID tokens, its subject tag, and our own Message-IDs."""
+
+import io
+
+import pytest
+
+from conftest import corpus_file
+from mailfactory import make_mail
+from m2r_deliver.mail import parse
+from m2r_deliver.plan import ThreadRef
+from m2r_deliver.read import read_message
+from m2r_deliver.thread import references, subject_issue_id
+
+
+def parsed(data: bytes):
+    return parse(read_message(io.BytesIO(data)))
+
+
+def test_issue_token_in_in_reply_to():
+    mail = parsed(corpus_file("redmine-mail-handler", "ticket_reply.eml").read_bytes())
+    assert references(mail) == (ThreadRef("issue", issue_id=2),)
+
+
+def test_a_real_notification_reply_carries_journal_and_issue():
+    mail = parsed(make_mail("Re: [Helpdesk - Support #12] VPN", headers={
+        "In-Reply-To": "<redmine.journal-40.20261127211527.5@redmine.test>",
+        "References": "<redmine.issue-12.20261127211428.5@redmine.test> "
+                      "<redmine.journal-40.20261127211527.5@redmine.test>",
+    }))
+    assert references(mail) == (
+        ThreadRef("issue", issue_id=12),
+        ThreadRef("journal", journal_id=40, since="2026-11-27T21:15:22Z"),
+        ThreadRef("subject", issue_id=12),
+    )
+
+
+def test_newest_reference_first_and_foreign_tokens_ignored():
+    mail = parsed(make_mail("Re: news", headers={
+        "References": "<redmine.issue-3.20260101000000@x> <redmine.message-9.20260101000000@x> "
+                      "<redmine.issue-4.20260102000000.1@x>",
+    }))
+    assert [r.issue_id for r in references(mail)] == [4, 3]
+
+
+@pytest.mark.parametrize("subject,issue", [
+    ("Re: [Cookbook - Feature #2] (New) Add ingredients categories", 2),
+    ("Re: [Feature request #2] Add ingredients categories", 2),
+    ("Re: [#2] Add ingredients categories", 2),
+    ("Re: [12345#1][bogus#1][Feature request #2] Add ingredients categories", 2),
+    ("Re: [Helpdesk - サポート #17] VPN 接続できない", 17),
+    ("Re: issue #2 again", None),
+    ("Order [A#2] shipped", None),
+])
+def test_subject_tag_like_redmine(subject, issue):
+    assert subject_issue_id(subject) == issue
+
+
+def test_our_own_message_ids_thread_through_the_ledger_hook():
+    mail = parsed(make_mail("Re: printer", headers={"In-Reply-To": "<first@customer.example>"}))
+    assert references(mail) == ()
+    assert references(mail, {"first@customer.example": 42}.get) == (ThreadRef("ours", issue_id=42),)
+
+
+def test_a_plain_new_mail_has_no_thread():
+    assert references(parsed(make_mail("Printer jammed"))) == ()
