@@ -28,7 +28,10 @@ _TABLE = dict
 
 # section → key → accepted type(s); the single description of the file format.
 SCHEMA: dict[str, dict[str, Any]] = {
-    "redmine": {"url": _STR, "key": _STR, "key_file": _STR, "timeout": _NUM, "verify": _BOOL, "ca_bundle": _STR},
+    "redmine": {
+        "url": _STR, "key": _STR, "key_file": _STR, "timeout": _NUM, "verify": _BOOL, "ca_bundle": _STR,
+        "marker_field": (str, int),
+    },
     "issue": {
         **{name: _STR for name in ISSUE_FIELDS},
         "private": _BOOL,
@@ -44,7 +47,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "account_notice": _BOOL,
         "notification": _BOOL,
     },
-    "state": {"dir": _STR, "cache_ttl": _NUM},
+    "state": {"dir": _STR, "cache_ttl": _NUM, "retry_for": (str, int, float), "max_attempts": _INT,
+              "keep_for": (str, int, float)},
     "log": {"syslog": _BOOL, "file": _STR, "verbose": _BOOL},
 }
 ROUTE_KEYS = {**{m: (str, list) for m in ROUTE_MATCHES}, **SCHEMA["issue"]}
@@ -77,8 +81,16 @@ class Settings:
     permission_check: bool = True
     account_notice: bool = True
     notification: bool = True
+    #: The issue custom field (name or id) that holds each mail's delivery key.
+    marker_field: str | None = None
     state_dir: Path = Path()
     cache_ttl: float = 300.0
+    #: Seconds a temporary failure is retried, counted from the first attempt.
+    retry_for: float = 5 * 86400.0
+    #: Refusals by Redmine (the mail's fault) before the mail is quarantined.
+    max_attempts: int = 3
+    #: Seconds the ledger remembers a mail after its last attempt.
+    keep_for: float = 30 * 86400.0
     syslog: bool = True
     log_file: Path | None = None
     verbose: bool = False
@@ -259,6 +271,19 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
     if not all(isinstance(d, str) for d in delimiters):
         raise ConfigError("must be a list of strings", file=where, key="mail.body_delimiters")
 
+    retry_for = _duration(state, "retry_for", 5 * 86400, where)
+    keep_for = _duration(state, "keep_for", 30 * 86400, where)
+    if keep_for < retry_for:
+        raise ConfigError(f"must be at least [state] retry_for ({state.get('retry_for', '5d')}): the ledger must "
+                          "remember a mail for as long as it may be retried", file=where, key="state.keep_for")
+    max_attempts = state.get("max_attempts", 3)
+    if isinstance(max_attempts, bool) or not 1 <= max_attempts <= 100:
+        raise ConfigError(f"must be a whole number from 1 to 100, not {max_attempts!r}", file=where,
+                          key="state.max_attempts")
+    marker_field = redmine.get("marker_field")
+    if isinstance(marker_field, bool) or (marker_field is not None and not str(marker_field).strip()):
+        raise ConfigError("must name an issue custom field (its name or id)", file=where, key="redmine.marker_field")
+
     verify: bool | str = redmine.get("verify", True)
     if verify and redmine.get("ca_bundle"):
         verify = os.path.expanduser(redmine["ca_bundle"])
@@ -286,13 +311,34 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
         permission_check=sender.get("permission_check", True),
         account_notice=sender.get("account_notice", True),
         notification=sender.get("notification", True),
+        marker_field=str(marker_field).strip() if marker_field is not None else None,
         state_dir=Path(os.path.expanduser(state["dir"])) if "dir" in state else default_state_dir(env),
         cache_ttl=float(state.get("cache_ttl", 300)),
+        retry_for=retry_for,
+        max_attempts=max_attempts,
+        keep_for=keep_for,
         syslog=log.get("syslog", True),
         log_file=Path(os.path.expanduser(log["file"])) if "file" in log else None,
         verbose=log.get("verbose", False),
         source=str(source) if source else None,
     )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _duration(table: dict[str, Any], key: str, default: float, where: str) -> float:
+    """Seconds from a number of seconds or Postfix-style text: "90s", "30m", "12h", "5d", "1w"."""
+    value = table.get(key, default)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value.lower())
+        if not match:
+            raise ConfigError(f"not a duration: {value!r} (write e.g. 5d, 12h, 30m, 90s, or a number of seconds)",
+                              file=where, key=f"state.{key}")
+        value = float(match.group(1)) * _UNITS[match.group(2)]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"must be a duration of zero or more, not {value!r}", file=where, key=f"state.{key}")
+    return float(value)
 
 
 def _api_key(redmine: dict[str, Any], where: str) -> str:

@@ -89,7 +89,7 @@ def parse(received: Received) -> Mail:
     raw = {name.lower(): value for name, value in reversed(list(msg.raw_items()))}
     body, from_html = _body(msg)
     return Mail(
-        message_id=_first_msgid(raw.get("message-id")),
+        message_id=first_msgid(raw.get("message-id")),
         subject=charsets.decode_header(raw.get("subject")),
         sender=_first_address(raw.get("from")),
         to=_addresses(msg, "to"),
@@ -112,7 +112,7 @@ def _msgids(value: str | None) -> tuple[str, ...]:
     return tuple(_MSGID.findall(value or ""))
 
 
-def _first_msgid(value: str | None) -> str | None:
+def first_msgid(value: str | None) -> str | None:
     ids = _msgids(value)
     if ids:
         return ids[0]
