@@ -69,7 +69,8 @@ def open_ledger(settings: Settings) -> tuple[Ledger, str | None]:
         if not settings.marker_field:
             raise LedgerDamaged(f"{damaged.reason}; nothing is filed until it is replaced. Move it aside (a new "
                                 "ledger starts empty: mail redelivered after that may be filed twice), or set "
-                                "[redmine] marker_field so Redmine can vouch for what was filed", path=damaged.path) from None
+                                "[redmine] marker_field so Redmine can vouch for what was filed",
+                                path=damaged.path) from None
         aside = set_aside(damaged.path)
         return _open(settings), f"damaged ledger set aside as {aside}"
 
@@ -97,8 +98,9 @@ def _claim(ledger: Ledger, key: str, settings: Settings, replay: bool) -> Claim:
             return claim
         if time.monotonic() >= waited_until:
             row = claim.row
-            raise Busy(f"process {row.pid} on {row.host} is delivering this mail since "
-                       f"{time.strftime('%H:%M:%S', time.localtime(row.started_at))}; its outcome will be in the ledger")
+            since = time.strftime("%H:%M:%S", time.localtime(row.started_at))
+            raise Busy(f"process {row.pid} on {row.host} is delivering this mail since {since}; "
+                       "its outcome will be in the ledger")
         time.sleep(POLL)
 
 
@@ -112,6 +114,7 @@ class Delivery:
     key: str
     claim: Claim
     replay: bool
+    #: What the admin should know about the ledger itself (a damaged one set aside).
     note: str | None = None
 
     def __post_init__(self):
@@ -142,8 +145,9 @@ class Delivery:
             elif outcome.decision == "dropped":
                 self.ledger.settle(self.key, DROPPED, guard=plan.guard if plan else None)
         except DeliveryError as trouble:
-            return replace(outcome, note=_join(outcome.note, f"the ledger could not record it: {trouble.reason}"))
-        return replace(outcome, note=_join(outcome.note, self.note))
+            trouble_note = f"the ledger could not record it: {trouble.reason}"
+            return replace(outcome, note=join_notes(outcome.note, trouble_note))
+        return outcome
 
     def failed(self, failure: DeliveryError) -> Outcome | None:
         """Record a failed attempt; returns the "quarantined" outcome when the mail leaves
@@ -200,5 +204,5 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def _join(*notes: str | None) -> str | None:
+def join_notes(*notes: str | None) -> str | None:
     return "; ".join(n for n in notes if n) or None

@@ -85,7 +85,7 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
         reason=plan.reason if plan and plan.guard else None,
         fault=failure.fault if failure else None,
         error=failure.reason if failure else None,
-        note=outcome.note if outcome else None,
+        note=once.join_notes(outcome.note if outcome else None, delivery.note if delivery else None),
         url=outcome.url if outcome else None,
         ms=int((time.monotonic() - started) * 1000),
     )

@@ -29,8 +29,8 @@ def status(settings: Settings, out: TextIO, recent: int = 20) -> int:
         return EX_CHECK_FAILED
     print(f"ledger      {path}: {sum(counts.values())} mails remembered "
           f"(each for {_days(settings.keep_for)} after its last attempt)", file=out)
-    print("            " + ", ".join(f"{state.replace('_', ' ')} {counts.get(state, 0)}"
-                                      for state in ("filed", "dropped", "quarantined", "failed", "in_flight")), file=out)
+    states = ("filed", "dropped", "quarantined", "failed", "in_flight")
+    print("            " + ", ".join(f"{state.replace('_', ' ')} {counts.get(state, 0)}" for state in states), file=out)
     box = quarantine_dir(settings)
     waiting, replayed = _count(box / "new"), _count(box / "cur")
     print(f"quarantine  {box}: {waiting} waiting in new/"

@@ -56,6 +56,15 @@ def assert_silent(result, status):
     assert result.stdout == "" and result.stderr == ""
 
 
+def start_delivery(site, mail):
+    """Run m2r-deliver in the background as the mail system does; returns the process."""
+    proc = subprocess.Popen([console_script(), "--config", str(site.config_path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "HOME": str(site.home)})
+    proc.stdin.write(mail)
+    proc.stdin.close()
+    return proc
+
+
 def quarantined_files(site):
     new = site.state_dir / "quarantine" / "new"
     return sorted(new.iterdir()) if new.is_dir() else []
@@ -82,12 +91,7 @@ def test_delivered_twice_files_once(site, testbed, token, kind):
 def test_six_copies_at_once_file_one_issue(site, testbed, token, kind):
     configure(site, kind)
     mail = make_mail(f"six at once {token}")
-    env = {**os.environ, "HOME": str(site.home)}
-    procs = [subprocess.Popen([console_script(), "--config", str(site.config_path)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(6)]
-    for proc in procs:
-        proc.stdin.write(mail)
-        proc.stdin.close()
+    procs = [start_delivery(site, mail) for _ in range(6)]
     results = [(proc.wait(timeout=300), proc.stdout.read(), proc.stderr.read()) for proc in procs]
     assert results == [(0, b"", b"")] * 6
     issue = the_one_issue(testbed, token)
@@ -222,11 +226,7 @@ def test_killed_while_redmine_files_then_redelivered(site, testbed, token, kind,
     with FaultProxy(testbed.url) as proxy:
         configure(site, kind, url=proxy.url)
         proxy.mode = "hold"
-        proc = subprocess.Popen([console_script(), "--config", str(site.config_path)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**os.environ, "HOME": str(site.home)})
-        proc.stdin.write(mail)
-        proc.stdin.close()
+        proc = start_delivery(site, mail)
         assert proxy.posted.wait(timeout=120), "the POST never reached Redmine"
         proc.send_signal(sig)
         status = proc.wait(timeout=60)
@@ -412,11 +412,7 @@ def test_a_second_copy_waits_a_bounded_time_then_its_retry_finds_the_issue(site,
         configure(site, "ledger-only", url=proxy.url, timeout=120)
         patient = site.config_path.read_text()
         proxy.mode = "hold"
-        first = subprocess.Popen([console_script(), "--config", str(site.config_path)], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 env={**os.environ, "HOME": str(site.home)})
-        first.stdin.write(mail)
-        first.stdin.close()
+        first = start_delivery(site, mail)
         assert proxy.posted.wait(timeout=120)
         site.config_path.write_text(patient.replace("timeout = 120", "timeout = 2"))
         assert_silent(site.deliver(mail), 75)

@@ -47,7 +47,8 @@ def test_digest_ignores_what_the_mail_system_adds():
     """Two paths to the same mailbox: different trace headers, mbox line and line ends."""
     core = b"From: a@example.org\nTo: help@example.org\nSubject: printer\nDate: Fri, 27 Nov 2026 10:00:00 +0000\n"
     body = b"\nThe printer is jammed.\n"
-    via_a = b"From a@example.org Fri Nov 27 10:00:01 2026\nReceived: from mx1\nDelivered-To: help@example.org\n" + core + body
+    via_a = (b"From a@example.org Fri Nov 27 10:00:01 2026\nReceived: from mx1\nDelivered-To: help@example.org\n"
+             + core + body)
     via_b = (b"Return-Path: <a@example.org>\r\nReceived: from mx2\r\nReceived: from relay\r\n"
              + core.replace(b"\n", b"\r\n") + body.replace(b"\n", b"\r\n") + b"\r\n")
     assert delivery_key(received(via_a)) == delivery_key(received(via_b))
