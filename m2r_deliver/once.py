@@ -137,13 +137,14 @@ class Delivery:
         return _earlier(self.claim.row, self.settings)
 
     def record(self, outcome: Outcome, plan: Plan | None) -> Outcome:
-        """Record a success. Never raises: the mail is in Redmine (or dropped) whatever the
-        ledger says, so a ledger that fails now only costs a look-up on redelivery."""
+        """Record a success: filed (or found filed), or stopped by a guard, whatever the
+        guard did with it. Never raises: the mail is settled whatever the ledger says, so
+        a ledger that fails now only costs a look-up on redelivery."""
         try:
             if outcome.decision in ("filed", "duplicate"):
                 self.ledger.settle(self.key, FILED, issue_id=outcome.issue_id)
-            elif outcome.decision == "dropped":
-                self.ledger.settle(self.key, DROPPED, guard=plan.guard if plan else None)
+            elif plan is not None and plan.guard:
+                self.ledger.settle(self.key, DROPPED, guard=plan.guard)
         except DeliveryError as trouble:
             trouble_note = f"the ledger could not record it: {trouble.reason}"
             return replace(outcome, note=join_notes(outcome.note, trouble_note))
