@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -60,8 +61,9 @@ def main() -> int:
         "load_after": [round(x, 2) for x in load_after],
         "first_pass": first,
         "second_pass": second,
-        "decisions": dict(Counter(word.split("=", 1)[1] for line in log for word in line.split()
-                                  if word.startswith("decision="))),
+        "decisions": dict(Counter(re.search(r"decision=(\S+)", line).group(1) for line in log)),
+        "tempfail_errors": dict(Counter(re.search(r'error=("[^"]*"|\S+)', line).group(1) for line in log
+                                        if "decision=tempfail" in line)),
         "issues_filed": sum(per_subject.values()),
         "duplicates": sum(n - 1 for n in per_subject.values() if n > 1),
         "lost": len(expected - set(per_subject)),

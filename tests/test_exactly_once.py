@@ -39,7 +39,8 @@ def set_state(site, lines):
 def the_one_issue(testbed, token):
     """Nothing lost, nothing filed twice: exactly one issue carries the token."""
     issues = testbed.issues_with_subject(token)
-    assert len(issues) == 1, f"want exactly one issue with {token}, found {[i['id'] for i in issues]}"
+    assert issues, f"lost: no issue carries {token}"
+    assert len(issues) == 1, f"filed twice: issues {[i['id'] for i in issues]} all carry {token}"
     return issues[0]
 
 
@@ -193,11 +194,11 @@ def test_answer_lost_and_an_identical_mail_filed_meanwhile(site, testbed, token)
 def test_server_that_holds_its_answer_tempfails_then_the_issue_is_found(site, testbed, token):
     mail = make_mail(f"held answer {token}")
     with FaultProxy(testbed.url) as proxy:
-        configure(site, "ledger-only", url=proxy.url, timeout=3)
+        configure(site, "ledger-only", url=proxy.url, timeout=8)
         proxy.mode = "hold"
         result = site.deliver(mail, timeout=120)
         assert_silent(result, 75)
-        assert "no answer within the timeout" in log_lines(site)[-1]
+        assert proxy.posted.is_set() and "creating the issue: no answer within the timeout" in log_lines(site)[-1]
         proxy.mode = "pass"
         assert_silent(site.deliver(mail), 0)
     assert decision(log_lines(site)[-1]) == "duplicate"
@@ -251,9 +252,9 @@ def test_permanent_422_is_retried_then_quarantined_byte_for_byte(offline_site):
         statuses = [offline_site.deliver(mail).returncode for _ in range(4)]
     assert statuses == [75, 75, 0, 0]
     posts = [path for method, path in seen if method == "POST"]
-    assert len(posts) == 3, "max_attempts (3) tries, then no more"
+    assert len(posts) == 3, "max_attempts (3) tries, then no more: nothing was filed, nothing filed twice"
     [kept] = quarantined_files(offline_site)
-    assert kept.read_bytes() == mail, "quarantined byte for byte as received"
+    assert kept.read_bytes() == mail, "lost nothing: quarantined byte for byte as received"
     decisions = [decision(line) for line in log_lines(offline_site)]
     assert decisions == ["refused", "refused", "quarantined", "duplicate"]
     assert "max_attempts 3" in log_lines(offline_site)[2] and "Tracker is not included" in log_lines(offline_site)[2]
