@@ -13,6 +13,14 @@ from typing import Any, TextIO
 from .config import CUSTOM_FIELD_PREFIX, Settings, override_token
 from .errors import EX_CHECK_FAILED, EX_OK, DeliveryError
 from .maildir import ensure_maildir
+from .ledger import FILE_NAME, Ledger
+from .once import longest_attempt, quarantine_dir
+
+MARKER_HOW_TO = (
+    "in Redmine: Administration » Custom fields » New custom field » Issues; Format: Text; Name: Message-ID; "
+    "tick 'Used as a filter', 'For all projects' and every tracker mail is filed as; then set "
+    "[redmine] marker_field = \"Message-ID\" (a key that is not an administrator's needs its id)"
+)
 
 
 class _Report:
@@ -35,6 +43,7 @@ def check(settings: Settings, out: TextIO) -> int:
     report.ok(f"config {settings.source or '(flags only)'}")
     _check_state_dir(settings, report)
     _check_guard(settings, report)
+    _check_ledger(settings, report)
     from . import redmine as api
 
     connection = api.connect(settings)
@@ -51,8 +60,10 @@ def check(settings: Settings, out: TextIO) -> int:
     else:
         report.warn(f"the key is not an administrator's: every issue is filed as {me.login}")
     resolver = api.Resolver(connection, api.NameCache(settings.state_dir / "names.json", 0, settings.url))
+    projects = {}
     for label, values in _value_sets(settings):
-        _check_values(resolver, api, label, values, report)
+        projects.update(_check_values(resolver, api, label, values, report))
+    _check_marker(settings, connection, resolver, api, projects, admin, report)
     _check_custom_field_overrides(connection, api, settings, report)
     _check_identity(settings, me.login, admin, resolver, api, report)
     return EX_CHECK_FAILED if report.failed else EX_OK
@@ -113,27 +124,119 @@ def _value_sets(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
     return sets
 
 
-def _check_values(resolver, api, label: str, values: dict[str, Any], report: _Report) -> None:
+def _check_values(resolver, api, label: str, values: dict[str, Any], report: _Report) -> dict[str, dict]:
+    """Resolve one set of [issue] values; returns {project: resolved fields} when it can."""
     project = values.pop("project", None)
     if not project:
         report.fail(f"{label}: no project: set [issue] project or pass --project")
-        return
+        return {}
     try:
         fields, unknown = api.resolve_fields(resolver, project, {k: v for k, v in values.items() if v is not None})
     except DeliveryError as exc:
         report.fail(f"{label}: project {project!r}: {exc.reason}")
-        return
+        return {}
     report.ok(f"{label}: project {project!r} is #{fields['project_id']}")
     for name in unknown:
         report.fail(f"{label}: {name} not found in Redmine")
     resolved = [k for k in fields if k not in ("project_id",)]
     if resolved:
         report.ok(f"{label}: resolved {', '.join(resolved)}")
+    return {project: fields}
+
+
+def _check_marker(settings: Settings, connection, resolver, api, projects: dict[str, dict], admin: bool,
+                  report: _Report) -> None:
+    """The marker field must exist, be stored on every issue we file, and work as an exact
+    filter for this key: else Redmine cannot vouch for what was filed."""
+    name = settings.marker_field
+    if not name:
+        report.warn("no [redmine] marker_field: this host's ledger alone prevents duplicates (not a second host "
+                    f"or a lost state dir); to have Redmine vouch, create one {MARKER_HOW_TO}")
+        return
+    try:
+        definition = resolver.custom_field(name)
+    except DeliveryError as exc:
+        report.fail(f"marker field {name!r}: {exc.reason}")
+        return
+    field_id = definition["id"] if definition else None
+    if field_id is None and not admin:
+        report.fail(f"marker field {name!r}: a key that is not an administrator's cannot look custom fields up by "
+                    "name; set [redmine] marker_field to the field's id (the number in its Administration URL)")
+        return
+    if field_id is None:
+        report.fail(f"marker field {name!r} not found; create it {MARKER_HOW_TO}")
+        return
+    definition = api.custom_field_definition(connection, field_id)
+    if definition is None:
+        report.warn(f"marker field #{field_id}: the key cannot read custom field definitions; format and "
+                    "trackers not checked")
+    else:
+        _check_marker_definition(definition, projects, report)
+    _check_marker_filter(connection, api, field_id, None, "", report)
+    for project, fields in projects.items():
+        _check_marker_filter(connection, api, field_id, fields["project_id"], f" in project {project!r}", report)
+
+
+def _check_marker_definition(definition: dict[str, Any], projects: dict[str, dict], report: _Report) -> None:
+    label = f"marker field #{definition['id']} {definition.get('name')!r}"
+    problems = []
+    if definition.get("customized_type") != "issue":
+        problems.append(f"it is for {definition.get('customized_type')}s, not issues")
+    if definition.get("field_format") != "string":
+        problems.append(f"its format is {definition.get('field_format')}, not Text (string)")
+    if not definition.get("is_filter"):
+        problems.append("it is not 'Used as a filter'")
+    if definition.get("multiple"):
+        problems.append("it allows multiple values")
+    if (definition.get("max_length") or 250) < 250:
+        problems.append(f"its maximum length {definition['max_length']} is under 250")
+    trackers = {t["id"] for t in definition.get("trackers", ())}
+    for project, fields in projects.items():
+        if "tracker_id" in fields and fields["tracker_id"] not in trackers:
+            problems.append(f"it is not enabled for the tracker #{fields['tracker_id']} used for {project!r}")
+    for problem in problems:
+        report.fail(f"{label}: {problem}")
+    if not problems:
+        report.ok(f"{label}: an issue text field used as a filter")
+
+
+def _check_marker_filter(connection, api, field_id: int, project_id: int | None, where: str,
+                         report: _Report) -> None:
+    """Redmine silently ignores a filter the key's user cannot use, or a field not enabled
+    in the project (and then answers with every issue): ask for a value no issue has and
+    expect nothing."""
+    try:
+        found = api.find_by_marker(connection, field_id, f"<m2r-check.{os.urandom(8).hex()}@check.invalid>",
+                                   project_id)
+        visible = api.visible_issue_count(connection, project_id)
+    except DeliveryError as exc:
+        report.fail(f"marker field #{field_id}{where}: {exc.reason}")
+        return
+    if found is None and visible:
+        report.ok(f"marker field #{field_id} works as an exact filter with this key{where}")
+    else:
+        report.warn(f"marker field #{field_id}{where}: no issues visible yet, so its use as a filter is not verified")
+
+
+def _check_ledger(settings: Settings, report: _Report) -> None:
+    path = settings.state_dir / FILE_NAME
+    try:
+        with Ledger.open(settings.state_dir, keep_for=settings.keep_for,
+                         stale_after=longest_attempt(settings)) as ledger:
+            counts = ledger.counts()
+    except DeliveryError as exc:
+        report.fail(exc.reason)
+        return
+    waiting = quarantine_dir(settings) / "new"
+    held = len(os.listdir(waiting)) if waiting.is_dir() else 0
+    report.ok(f"ledger {path}: {sum(counts.values())} mails remembered")
+    if held:
+        report.warn(f"quarantine {waiting}: {held} mail(s) waiting; fix the cause, then: m2r-deliver replay")
 
 
 def _check_state_dir(settings: Settings, report: _Report) -> None:
     try:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=settings.state_dir, prefix=".check."):
             pass
     except OSError as exc:

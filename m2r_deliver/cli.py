@@ -1,7 +1,8 @@
 """Command line: rdm-mailhandler.rb's flags and ours → Settings → a subcommand.
 
 ``m2r-deliver [options]`` delivers the mail on stdin; ``m2r-deliver check`` asks Redmine
-whether the configuration will work. Usage mistakes in delivery mode are configuration
+whether the configuration will work; ``replay [MAILDIR]`` delivers quarantined mail again;
+``status`` shows what the ledger holds. Usage mistakes in delivery mode are configuration
 errors: logged, silent, exit 75, so the mail waits for the fix.
 """
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__, log
 from .config import load
-from .errors import ConfigError, exit_status
+from .errors import EX_CHECK_FAILED, ConfigError, exit_status
 
-SUBCOMMANDS = ("check",)
+SUBCOMMANDS = ("check", "replay", "status")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,13 +26,17 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"command line: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str = "deliver") -> argparse.ArgumentParser:
     p = _Parser(
         prog="m2r-deliver",
         description="Deliver one RFC 822 mail from stdin into Redmine as an issue. "
         "Exit 0: filed or deliberately dropped; 75: keep the mail and retry later.",
-        epilog="subcommands: 'm2r-deliver check [options]' checks the config against Redmine.",
+        epilog="subcommands: 'm2r-deliver check [options]' checks the config against Redmine; "
+        "'m2r-deliver replay [options] [MAILDIR]' delivers quarantined mail again (default: the state dir's "
+        "quarantine); 'm2r-deliver status [options]' shows the ledger.",
     )
+    if command == "replay":
+        p.add_argument("maildir", nargs="?", help="Maildir to replay (default: <state dir>/quarantine)")
     p.add_argument("-V", "--version", action="version", version=f"m2r-deliver {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="print an account of the delivery on stderr")
     p.add_argument("--config", metavar="PATH", help="TOML config (default $XDG_CONFIG_HOME/m2r-deliver/config.toml)")
@@ -112,7 +118,7 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "deliver"
     verbose = "-v" in argv or "--verbose" in argv
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(command).parse_args(argv)
         settings = load(args.config, overrides_from(args), env)
     except ConfigError as exc:
         return _config_failure(command, exc, verbose)
@@ -120,15 +126,23 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         from .check import check
 
         return check(settings, sys.stdout)
+    if command == "replay":
+        from .replay import replay
+
+        return replay(settings, Path(os.path.expanduser(args.maildir)) if args.maildir else None, sys.stdout)
+    if command == "status":
+        from .status import status
+
+        return status(settings, sys.stdout)
     from .pipeline import Run, deliver
 
     return deliver(sys.stdin.buffer, sys.stdout, sys.stderr, settings, Run(dry_run=args.dry_run, verbose=settings.verbose))
 
 
 def _config_failure(command: str, exc: ConfigError, verbose: bool) -> int:
-    if command == "check":
+    if command in SUBCOMMANDS:  # interactive: say it
         print(f"FAIL config: {exc}", file=sys.stdout)
-        return 1
+        return EX_CHECK_FAILED
     log.emit(log.summary(decision="tempfail", fault=exc.fault, error=exc.reason), None, failed=True, verbose=verbose,
              log_file=exc.log_file)
     return exit_status(exc)

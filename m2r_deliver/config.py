@@ -43,7 +43,10 @@ _TABLE = dict
 
 # section → key → accepted type(s); the single description of the file format.
 SCHEMA: dict[str, dict[str, Any]] = {
-    "redmine": {"url": _STR, "key": _STR, "key_file": _STR, "timeout": _NUM, "verify": _BOOL, "ca_bundle": _STR},
+    "redmine": {
+        "url": _STR, "key": _STR, "key_file": _STR, "timeout": _NUM, "verify": _BOOL, "ca_bundle": _STR,
+        "marker_field": (str, int),
+    },
     "issue": {
         **{name: _STR for name in ISSUE_FIELDS},
         "private": _BOOL,
@@ -74,7 +77,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
     },
     "form": {"senders": _LIST, "fields": _TABLE, "subject": _STR},
     "reply": {"missing": _STR, "closed": _STR, "delimiters": _LIST},
-    "state": {"dir": _STR, "cache_ttl": _NUM},
+    "state": {"dir": _STR, "cache_ttl": _NUM, "retry_for": (str, int, float), "max_attempts": _INT,
+              "keep_for": (str, int, float)},
     "log": {"syslog": _BOOL, "file": _STR, "verbose": _BOOL},
     "guard": {
         **{name: _BOOL for name in GUARD_NAMES},
@@ -163,8 +167,16 @@ class Settings:
     reply_missing: str = "new"
     reply_closed: str = "note"
     reply_delimiters: tuple[str, ...] = ()
+    #: The issue custom field (name or id) that holds each mail's delivery key.
+    marker_field: str | None = None
     state_dir: Path = Path()
     cache_ttl: float = 300.0
+    #: Seconds a temporary failure is retried, counted from the first attempt.
+    retry_for: float = 5 * 86400.0
+    #: Refusals by Redmine (the mail's fault) before the mail is quarantined.
+    max_attempts: int = 3
+    #: Seconds the ledger remembers a mail after its last attempt.
+    keep_for: float = 30 * 86400.0
     syslog: bool = True
     log_file: Path | None = None
     verbose: bool = False
@@ -353,6 +365,19 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
         _compiled(reply_delimiters, where, "reply.delimiters")
     form = data.get("form", {})
 
+    retry_for = _duration(state, "retry_for", 5 * 86400, where)
+    keep_for = _duration(state, "keep_for", 30 * 86400, where)
+    if keep_for < retry_for:
+        raise ConfigError(f"must be at least [state] retry_for ({state.get('retry_for', '5d')}): the ledger must "
+                          "remember a mail for as long as it may be retried", file=where, key="state.keep_for")
+    max_attempts = state.get("max_attempts", 3)
+    if isinstance(max_attempts, bool) or not 1 <= max_attempts <= 100:
+        raise ConfigError(f"must be a whole number from 1 to 100, not {max_attempts!r}", file=where,
+                          key="state.max_attempts")
+    marker_field = redmine.get("marker_field")
+    if isinstance(marker_field, bool) or (marker_field is not None and not str(marker_field).strip()):
+        raise ConfigError("must name an issue custom field (its name or id)", file=where, key="redmine.marker_field")
+
     verify: bool | str = redmine.get("verify", True)
     if verify and redmine.get("ca_bundle"):
         verify = os.path.expanduser(redmine["ca_bundle"])
@@ -397,8 +422,12 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str]) -> Se
         reply_missing=_choice(reply, "missing", REPLY_MISSING_ACTIONS, where, "reply"),
         reply_closed=_choice(reply, "closed", REPLY_CLOSED_ACTIONS, where, "reply"),
         reply_delimiters=reply_delimiters,
+        marker_field=str(marker_field).strip() if marker_field is not None else None,
         state_dir=state_dir,
         cache_ttl=float(state.get("cache_ttl", 300)),
+        retry_for=retry_for,
+        max_attempts=max_attempts,
+        keep_for=keep_for,
         syslog=log.get("syslog", True),
         log_file=Path(os.path.expanduser(log["file"])) if "file" in log else None,
         verbose=log.get("verbose", False),
@@ -531,6 +560,23 @@ def _form_fields(fields: dict[str, Any], where: str) -> dict[str, str]:
             raise ConfigError(f"{label!r}: unknown target {target!r} (known: cf:<custom field name>, "
                               f"{', '.join(FORM_TARGETS)})", file=where, key="form.fields")
     return mapping
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _duration(table: dict[str, Any], key: str, default: float, where: str) -> float:
+    """Seconds from a number of seconds or Postfix-style text: "90s", "30m", "12h", "5d", "1w"."""
+    value = table.get(key, default)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value.lower())
+        if not match:
+            raise ConfigError(f"not a duration: {value!r} (write e.g. 5d, 12h, 30m, 90s, or a number of seconds)",
+                              file=where, key=f"state.{key}")
+        value = float(match.group(1)) * _UNITS[match.group(2)]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"must be a duration of zero or more, not {value!r}", file=where, key=f"state.{key}")
+    return float(value)
 
 
 def _api_key(redmine: dict[str, Any], where: str) -> str:

@@ -24,7 +24,8 @@ from .plan import Plan, PlannedAttachment, size_text
 
 @dataclass(frozen=True)
 class Outcome:
-    #: "filed", "dropped", "held" or "planned" (dry run).
+    #: "filed", "duplicate" (already in Redmine), "dropped", "held", "quarantined", or
+    #: "planned" (dry run).
     decision: str
     issue_id: int | None = None
     url: str | None = None
@@ -32,16 +33,38 @@ class Outcome:
     author: str | None = None
     #: Where a dropped or held mail was kept.
     saved: Path | None = None
+    #: Why a duplicate is one, or what else the admin should know.
+    note: str | None = None
 
 
-def execute(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = False) -> tuple[Outcome, Plan]:
-    """Resolve the plan's names and people and, unless dry-running, file it. Returns the
-    outcome and the plan as carried out, with the ids it resolved to."""
+@dataclass
+class Attempt:
+    """What the ledger asks of this delivery, and how far it got (which the ledger needs
+    to know whether a failed attempt may have filed the mail)."""
+
+    #: The delivery key; stored in the marker field when the site has one.
+    key: str
+    #: Ask Redmine whether the mail is already filed before filing it.
+    look_first: bool = False
+    #: Without a marker field, the look searches what was written since then by content,
+    #: skipping the issues of other mail.
+    since: float | None = None
+    not_these: frozenset[int] = frozenset()
+    #: Progress: the look found nothing; the request that files was started.
+    looked: bool = False
+    sent: bool = False
+
+
+def execute(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *,
+            dry_run: bool = False) -> tuple[Outcome, Plan]:
+    """Resolve the plan's names and people and, unless dry-running, file it — unless
+    Redmine already has it. Returns the outcome and the plan as carried out, with the ids
+    it resolved to."""
     if plan.action in ("drop", "hold"):
         return set_aside(plan, mail, settings, dry_run=dry_run), plan
     from . import redmine as api  # the HTTP stack loads only here
 
-    redmine = _Redmine(api, settings)
+    redmine = _Redmine(api, settings, attempt)
     if plan.action == "note":
         return _note(plan, mail, redmine, dry_run)
     return _create(plan, mail, redmine, dry_run)
@@ -62,8 +85,8 @@ def set_aside(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = Fal
 class _Redmine:
     """One delivery's view of Redmine: the key's connection, names, users."""
 
-    def __init__(self, api, settings: Settings):
-        self.api, self.settings = api, settings
+    def __init__(self, api, settings: Settings, attempt: Attempt):
+        self.api, self.settings, self.attempt = api, settings, attempt
         self.connection = api.connect(settings)
         self.cache = api.NameCache(settings.state_dir / "names.json", settings.cache_ttl, settings.url)
         self.resolver = api.Resolver(self.connection, self.cache)
@@ -127,8 +150,11 @@ def _keyed_defaults(plan: Plan, redmine: _Redmine):
 
 
 def _create(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[Outcome, Plan]:
-    settings, api = redmine.settings, redmine.api
+    settings, api, attempt = redmine.settings, redmine.api, redmine.attempt
     keyed, defaults = _keyed_defaults(plan, redmine)
+    marker_id = _marker_field(redmine.resolver, settings)
+    if marker_id is not None:
+        defaults = api.merged(defaults, {"custom_fields": [{"id": marker_id, "value": attempt.key}]})
     plan = replace(plan, project=keyed.project, warnings=plan.warnings + keyed.warnings)
     acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, redmine.directory, settings,
                              defaults["project_id"], identity.NEW_ISSUE_PERMISSIONS, dry_run=dry_run)
@@ -154,14 +180,19 @@ def _create(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[O
         filing = prepare(acting)
         return Outcome("planned", author=_login(acting)), replace(plan, description=filing.description(plan),
                                                                   resolved=filing.shown(keyed))
+    if attempt.look_first:
+        found = _already_filed(plan, prepare(acting).description(plan), defaults["project_id"], marker_id, redmine)
+        if found is not None:
+            return Outcome("duplicate", found, _url(settings, found), note=f"duplicate of #{found}"), plan
     filed_plan = plan
 
     def create(acting: Acting) -> int:
         nonlocal filed_plan
         uploads, with_refusals = redmine.upload(plan, mail, acting)
         filing = prepare(acting)
+        attempt.sent = True
         issue_id, filed_plan = _create_with_keyword_fallbacks(api, redmine.connection_for(acting), filing, uploads,
-                                                              with_refusals)
+                                                              with_refusals, marker_id, attempt.key)
         if filing.record.watcher_id:  # Redmine drops watcher_user_ids the filing user may not set
             api.add_watcher(redmine.connection, issue_id, filing.record.watcher_id)
         return issue_id
@@ -170,7 +201,35 @@ def _create(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[O
     if isinstance(filed, Ignored):
         return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
     issue_id, acting = filed
-    return Outcome("filed", issue_id, f"{settings.url}/issues/{issue_id}", _login(acting)), filed_plan
+    return Outcome("filed", issue_id, _url(settings, issue_id), _login(acting)), filed_plan
+
+
+def _already_filed(plan: Plan, description: str, project_id: int, marker_id: int | None,
+                   redmine: _Redmine) -> int | None:
+    """The issue an earlier attempt at this mail filed, if Redmine has one: by the marker
+    field anywhere, else by subject and text among the issues created since then."""
+    api, attempt = redmine.api, redmine.attempt
+    if marker_id is not None:
+        found = api.find_by_marker(redmine.connection, marker_id, attempt.key)
+    else:
+        found = api.find_by_content(redmine.connection, project_id, attempt.since or 0, plan.subject,
+                                    description, attempt.not_these)
+    attempt.looked = found is None
+    return found
+
+
+def _marker_field(resolver, settings: Settings) -> int | None:
+    if not settings.marker_field:
+        return None
+    found = resolver.custom_field(settings.marker_field)
+    if found is None:
+        raise ConfigError(f"issue custom field {settings.marker_field!r} not found (a key that is not an "
+                          "administrator's must give its id; run: m2r-deliver check)", key="redmine.marker_field")
+    return found["id"]
+
+
+def _url(settings: Settings, issue_id: int) -> str:
+    return f"{settings.url}/issues/{issue_id}"
 
 
 @dataclass(frozen=True)
@@ -196,7 +255,8 @@ class _Filing:
         return _shown(keyed.over(self.fields), self.acting, ("subject",))
 
 
-def _create_with_keyword_fallbacks(api, connection, filing: _Filing, uploads: list, plan: Plan) -> tuple[int, Plan]:
+def _create_with_keyword_fallbacks(api, connection, filing: _Filing, uploads: list, plan: Plan,
+                                   marker_id: int | None, key: str) -> tuple[int, Plan]:
     """File the issue with the keywords' values over the defaults. A value the mail asked
     for that Redmine will not take (422) must not cost the mail: try without each keyword
     in turn, then without all of them; a keyword not applied keeps its line."""
@@ -204,11 +264,13 @@ def _create_with_keyword_fallbacks(api, connection, filing: _Filing, uploads: li
 
     def create(attempt) -> tuple[int, Plan]:
         api_fields = filing.api_fields(plan, attempt)
-        issue_id, not_taken = api.create_issue(connection, api_fields, uploads,
-                                               acting=bool(filing.acting.impersonate))
+        issue_id, issue = api.create_issue(connection, api_fields, uploads, acting=bool(filing.acting.impersonate))
         added = attempt.warnings[len(keyed.warnings):]
+        if marker_id is not None and api.custom_values(issue).get(marker_id) != key:
+            added += (f"Redmine did not store the marker in custom field #{marker_id} (is it enabled for this "
+                      "project and tracker, and editable by the filing user? run: m2r-deliver check)",)
         return issue_id, replace(plan, description=api_fields["description"], resolved=filing.shown(attempt),
-                                 warnings=(*plan.warnings, *added, *not_taken))
+                                 warnings=(*plan.warnings, *added, *api.not_taken(api_fields, issue)))
 
     candidates = [keyword for keyword, _ in keyed.applied if keyword.attribute != "project"]
     try:
@@ -250,6 +312,11 @@ def _note(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[Out
                    resolved=_shown({**api_fields, "watcher_user_ids": watchers}, acting, ("notes",)))
     if dry_run:
         return Outcome("planned", issue.id, author=_login(acting)), plan
+    attempt = redmine.attempt
+    if attempt.look_first:
+        if api.find_note(redmine.connection, issue.id, api_fields["notes"], attempt.since or 0):
+            return Outcome("duplicate", issue.id, _url(settings, issue.id), note=f"duplicate of a note on #{issue.id}"), plan
+        attempt.looked = True
     filed_plan = plan
 
     def add(acting: Acting) -> int:
@@ -259,6 +326,7 @@ def _note(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[Out
             if user_id != (acting.account.id if acting.account else None):
                 api.add_watcher(connection, issue.id, user_id)
         uploads, filed_plan = redmine.upload(plan, mail, acting)
+        attempt.sent = True
         api.add_note(connection, issue.id, api_fields, uploads, acting=bool(acting.impersonate))
         return issue.id
 
@@ -266,7 +334,7 @@ def _note(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[Out
     if isinstance(filed, Ignored):
         return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
     _, acting = filed
-    return Outcome("filed", issue.id, f"{settings.url}/issues/{issue.id}", _login(acting)), filed_plan
+    return Outcome("filed", issue.id, _url(settings, issue.id), _login(acting)), filed_plan
 
 
 def _answered_issue(plan: Plan, redmine: _Redmine):

@@ -61,10 +61,37 @@ class RedmineRefused(DeliveryError):
         self.status = status
 
 
+class OutcomeUnknown(RedmineUnavailable):
+    """The request that files the mail may have reached Redmine, but no answer came back:
+    whether the issue exists must be looked up before filing again."""
+
+
 class StateError(DeliveryError):
     """The state directory cannot be read or written: never file without a record."""
 
     fault = "state"
+
+
+class LedgerDamaged(StateError):
+    """The ledger file is not a readable SQLite database any more."""
+
+    def __init__(self, reason: str, *, path):
+        super().__init__(reason)
+        self.path = path
+
+
+class Busy(DeliveryError):
+    """Another process is delivering the same mail right now; its result will be in the
+    ledger when the mail system retries."""
+
+    fault = "concurrent"
+
+
+class Interrupted(DeliveryError, KeyboardInterrupt):
+    """Stopped from outside (SIGTERM, or our own deadline). A KeyboardInterrupt too, so
+    that no library's ``except Exception`` swallows it."""
+
+    fault = "stopped"
 
 
 class InternalError(DeliveryError):
@@ -80,12 +107,18 @@ def classify(exc: BaseException) -> DeliveryError:
     return InternalError(f"{type(exc).__name__}: {exc}")
 
 
-def exit_status(exc: BaseException | None) -> int:
+#: Outcomes after which the mail system may forget the mail, failure or not: it is in
+#: Redmine, deliberately dropped, or kept byte for byte in the quarantine Maildir.
+SETTLED = frozenset({"filed", "duplicate", "dropped", "planned", "quarantined"})
+
+
+def exit_status(exc: BaseException | None, decision: str | None = None) -> int:
     """The one place where a failure becomes a sysexits status for the mail system.
 
     Every failure tempfails: a mail that can never succeed is moved out of the retry loop
-    by the ledger's quarantine (which then reports success), never by a bounce status.
+    by the ledger's quarantine (the *decision* "quarantined", which then reports success),
+    never by a bounce status.
     """
-    if exc is None:
+    if decision in SETTLED or exc is None:
         return EX_OK
     return EX_TEMPFAIL

@@ -111,7 +111,7 @@ def parse(received: Received) -> Mail:
     raw = {name.lower(): value for name, value in reversed(list(msg.raw_items()))}
     plain, html = _bodies(msg)
     return Mail(
-        message_id=_first_msgid(raw.get("message-id")),
+        message_id=first_msgid(raw.get("message-id")),
         subject=charsets.decode_header(raw.get("subject")),
         sender=_first_address(raw.get("from")),
         to=_addresses(msg, "to"),
@@ -145,7 +145,7 @@ def _msgids(value: str | None) -> tuple[str, ...]:
     return tuple(_MSGID.findall(value or ""))
 
 
-def _first_msgid(value: str | None) -> str | None:
+def first_msgid(value: str | None) -> str | None:
     ids = _msgids(value)
     if ids:
         return ids[0]

@@ -1,19 +1,26 @@
-"""The one pass: read → parse → guard → route → deliver → record → exit status."""
+"""The one pass: read → claim → parse → guard → route → deliver → record → exit status.
+
+The claim (once.begin) comes right after reading, so that every later failure, our own
+bugs included, is counted in the ledger and ends in quarantine rather than in a retry
+loop without end.
+"""
 
 from __future__ import annotations
 
 import signal
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, Callable, TextIO
 
-from . import guards, log
+from . import guards, log, once
 from .config import Settings
-from .deliver import Outcome, execute
-from .errors import RedmineUnavailable, classify, exit_status
+from .deliver import Attempt, Outcome, execute
+from .errors import DeliveryError, Interrupted, RedmineUnavailable, classify, exit_status
+from .mailkey import delivery_key
 from .mail import Mail, parse
-from .read import read_message
+from .read import Received, read_message
 from .route import plan_drop, plan_issue
+from .thread import issue_of_own_message
 
 
 @dataclass(frozen=True)
@@ -22,27 +29,57 @@ class Run:
 
     dry_run: bool = False
     verbose: bool = False
+    #: Re-delivering from the quarantine: a quarantined mail may be tried again, and a
+    #: failure leaves it where it is instead of quarantining it a second time.
+    replay: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome | None
+    failure: DeliveryError | None
+    status: int
 
 
 def deliver(stdin: BinaryIO, stdout: TextIO, stderr: TextIO, settings: Settings, run: Run) -> int:
+    return deliver_one(lambda: read_message(stdin), stdout, stderr, settings, run).status
+
+
+def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, settings: Settings, run: Run) -> Result:
     started = time.monotonic()
     mail: Mail | None = None
     outcome: Outcome | None = None
-    failure = None
-    plan = None
-    with _deadline(settings):
-        try:
-            mail = parse(read_message(stdin))
-            verdict = guards.decide(mail, settings, record=not run.dry_run)
-            plan = (plan_drop(mail, verdict.guard, verdict.reason, verdict.action) if verdict
-                    else plan_issue(mail, settings))
-            outcome, plan = execute(plan, mail, settings, dry_run=run.dry_run)
-            if run.dry_run:
-                stdout.write(plan.to_json() + "\n")
-        except (Exception, _DeadlineExceeded) as exc:  # nothing may escape to the mail system
-            failure = classify(exc)
+    failure: DeliveryError | None = None
+    plan = delivery = None
+    try:
+        with _interruptible(settings):
+            received = read()
+            delivery = None if run.dry_run else once.begin(received, settings, replay=run.replay)
+            outcome = delivery.settled if delivery else None
+            if outcome is None:
+                mail = parse(received)
+                verdict = guards.decide(mail, settings, record=not run.dry_run)
+                plan = (plan_drop(mail, verdict.guard, verdict.reason, verdict.action) if verdict
+                        else plan_issue(mail, settings, own_issue=delivery.own_issue if delivery else issue_of_own_message))
+                attempt = delivery.attempt if delivery else Attempt(delivery_key(received))
+                outcome, plan = execute(plan, mail, settings, attempt, dry_run=run.dry_run)
+                if run.dry_run:
+                    stdout.write(plan.to_json() + "\n")
+    except (Exception, KeyboardInterrupt) as exc:  # nothing may escape to the mail system
+        failure = classify(exc)
+        outcome = delivery.failed(failure) if delivery else None
+    else:
+        if delivery and not delivery.settled:
+            outcome = delivery.record(outcome, plan)
+    finally:
+        if delivery:
+            delivery.close()
+    key = delivery.key if delivery else None
+    by_msgid = key is not None and key.startswith("<")
     line = log.summary(
-        msgid=mail.message_id if mail else None,
+        # A duplicate is answered from the ledger before parsing: its key is the Message-ID.
+        msgid=mail.message_id if mail else (key[1:-1] if by_msgid else None),
+        key=key if key and not by_msgid else None,
         sender=(mail.sender.addr if mail and mail.sender else None),
         decision=outcome.decision if outcome else ("tempfail" if failure.temporary else "refused"),
         issue=f"#{outcome.issue_id}" if outcome and outcome.issue_id else None,
@@ -55,12 +92,14 @@ def deliver(stdin: BinaryIO, stdout: TextIO, stderr: TextIO, settings: Settings,
         warnings="; ".join(plan.warnings) if plan and plan.warnings else None,
         fault=failure.fault if failure else None,
         error=failure.reason if failure else None,
+        note=once.join_notes(outcome.note if outcome else None, delivery.note if delivery else None),
         url=outcome.url if outcome else None,
         saved=outcome.saved if outcome else None,
         ms=int((time.monotonic() - started) * 1000),
     )
+    status = exit_status(failure, outcome.decision if outcome else None)
     log.emit(line, settings, failed=failure is not None, verbose=run.verbose, stderr=stderr)
-    return exit_status(failure)
+    return Result(outcome, failure, status)
 
 
 class _DeadlineExceeded(RedmineUnavailable, KeyboardInterrupt):
@@ -69,22 +108,29 @@ class _DeadlineExceeded(RedmineUnavailable, KeyboardInterrupt):
 
 
 @dataclass
-class _deadline:
+class _interruptible:
+    """While a mail is being delivered, the alarm (our deadline) and SIGTERM become
+    exceptions, so the attempt is recorded and logged before the process ends."""
+
     settings: Settings
 
     def __enter__(self):
+        self.seconds = int(self.settings.timeout * 6) + 5
+        self.previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._terminated)}
         if hasattr(signal, "SIGALRM"):
-            seconds = int(self.settings.timeout * 6) + 5
-
-            def expire(signum, frame):
-                raise _DeadlineExceeded(f"gave up after {seconds} s in all")
-
-            self.previous = signal.signal(signal.SIGALRM, expire)
-            signal.alarm(seconds)
+            self.previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._expired)
+            signal.alarm(self.seconds)
         return self
+
+    def _expired(self, signum, frame):
+        raise _DeadlineExceeded(f"gave up after {self.seconds} s in all")
+
+    def _terminated(self, signum, frame):
+        raise Interrupted("stopped by SIGTERM")
 
     def __exit__(self, *exc):
         if hasattr(signal, "SIGALRM"):
             signal.alarm(0)
-            signal.signal(signal.SIGALRM, self.previous)
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
         return False

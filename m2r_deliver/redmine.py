@@ -23,7 +23,7 @@ from redminelib import Redmine, exceptions as rx
 from redminelib.engines.sync import SyncEngine
 
 from .config import Settings
-from .errors import ConfigError, RedmineRefused, RedmineUnavailable
+from .errors import ConfigError, OutcomeUnknown, RedmineRefused, RedmineUnavailable
 from .mail import Attachment
 from .plan import Keyword, PlannedAttachment, size_text
 from .identity import Account, NewAccount, random_login
@@ -381,11 +381,17 @@ def merged(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
 
 
 def create_issue(redmine: Redmine, api_fields: dict[str, Any], uploads: list[dict[str, Any]], *,
-                 acting: bool = False) -> tuple[int, list[str]]:
-    """File the issue; its id, and the attributes Redmine silently did not set."""
-    with translated_errors("creating the issue", acting=acting):
-        issue = redmine.issue.create(**api_fields, **({"uploads": uploads} if uploads else {})).raw()
-        return int(issue["id"]), not_taken(api_fields, issue)
+                 acting: bool = False) -> tuple[int, dict[str, Any]]:
+    """File the issue; its id, and the issue as Redmine answered (what it stored).
+
+    A temporary failure here may come after Redmine saved the issue (the answer was lost),
+    so it is OutcomeUnknown: the next attempt looks before filing again."""
+    try:
+        with translated_errors("creating the issue", acting=acting):
+            issue = redmine.issue.create(**api_fields, **({"uploads": uploads} if uploads else {})).raw()
+    except RedmineUnavailable as exc:
+        raise OutcomeUnknown(exc.reason) from None
+    return int(issue["id"]), issue
 
 
 #: Attributes sent as ``x_id`` and answered as ``{"x": {"id": …}}``.
@@ -463,11 +469,28 @@ def _size_limit(reason: str, size: int) -> int | None:
 
 def add_note(redmine: Redmine, issue_id: int, api_fields: dict[str, Any], uploads: list[dict[str, Any]], *,
              acting: bool = False) -> None:
-    """PUT the note (and any attribute changes) with the attachments in one request."""
+    """PUT the note (and any attribute changes) with the attachments in one request. As
+    with a new issue, a lost answer leaves the outcome unknown."""
     if uploads:
         api_fields = {**api_fields, "uploads": uploads}
-    with translated_errors(f"adding a note to issue #{issue_id}", acting=acting):
-        redmine.issue.update(issue_id, **api_fields)
+    try:
+        with translated_errors(f"adding a note to issue #{issue_id}", acting=acting):
+            redmine.issue.update(issue_id, **api_fields)
+    except RedmineUnavailable as exc:
+        raise OutcomeUnknown(exc.reason) from None
+
+
+def find_note(redmine: Redmine, issue_id: int, notes: str, since: float) -> bool:
+    """Whether the issue has a note with exactly this text written since *since*: how a
+    reply whose answer was lost is known to be in Redmine already."""
+    with translated_errors(f"looking for the note already added to issue #{issue_id}"):
+        try:
+            journals = redmine.issue.get(issue_id, include=["journals"]).raw().get("journals", [])
+        except rx.ResourceNotFoundError:
+            return False
+    after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
+    return any(_comparable(j.get("notes")) == _comparable(notes) and j.get("created_on", "") >= after
+               for j in journals)
 
 
 def add_watcher(redmine: Redmine, issue_id: int, user_id: int) -> bool:
@@ -663,3 +686,77 @@ def _account_entry(raw: dict[str, Any]) -> dict[str, Any]:
         "active": int(raw.get("status", 1)) == 1,
         "admin": bool(raw.get("admin")),
     }
+
+
+def custom_values(issue: dict[str, Any]) -> dict[int, Any]:
+    return {int(cf["id"]): cf.get("value") for cf in issue.get("custom_fields") or () if "id" in cf}
+
+
+def _issues(redmine: Redmine, params: list[tuple[str, Any]], doing: str) -> tuple[list[dict[str, Any]], int]:
+    """One page of ``/issues.json``, asked with a list of query pairs (repeated names and
+    brackets as Redmine's filter syntax needs, which python-redmine's filter cannot say)."""
+    with translated_errors(doing):
+        answer = redmine.engine.request("get", f"{redmine.url}/issues.json", params=params)
+        return list(answer["issues"]), int(answer["total_count"])
+
+
+def find_by_marker(redmine: Redmine, field_id: int, value: str, project_id: int | None = None) -> int | None:
+    """The oldest issue, in any project (or in *project_id*) and status, whose custom field
+    *field_id* holds exactly *value*. The long filter syntax keeps Redmine from reading
+    ``|`` or a leading ``~`` in a Message-ID as operators."""
+    cf = f"cf_{field_id}"
+    scope = [("project_id", project_id)] if project_id is not None else []
+    issues, _ = _issues(redmine, [*scope, ("f[]", "status_id"), ("op[status_id]", "*"), ("f[]", cf),
+                                  (f"op[{cf}]", "="), (f"v[{cf}][]", value), ("sort", "id"), ("limit", "100")],
+                        "looking for an issue already filed from this mail")
+    stored = [(issue["id"], custom_values(issue).get(field_id)) for issue in issues]
+    if any(not isinstance(found, str) or found.casefold() != value.casefold() for _, found in stored):
+        # Redmine silently skips a filter the key's user cannot use, and answers with every issue.
+        where = f" in project #{project_id}" if project_id is not None else ""
+        raise ConfigError(f"Redmine ignored the filter on custom field #{field_id}{where}: it must be 'Used as a "
+                          "filter', enabled there, and visible to the key's user (run: m2r-deliver check)",
+                          key="redmine.marker_field")
+    return min((issue for issue, found in stored if found == value), default=None)
+
+
+def find_by_content(redmine: Redmine, project_id: int, since: float, subject: str, description: str,
+                    not_these: frozenset[int]) -> int | None:
+    """For a Redmine without the marker field: the oldest issue in the project created
+    since *since* with exactly this subject and a description that begins with this one
+    (a note on a file Redmine refused may follow it), other than *not_these*."""
+    wanted = _comparable(description)
+    params = [("project_id", project_id), ("status_id", "*"), ("subject", f"~{subject}"), ("sort", "id"),
+              ("created_on", ">=" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))), ("limit", 100)]
+    offset, total = 0, 1
+    while offset < total:
+        issues, total = _issues(redmine, [*params, ("offset", offset)], "looking for an issue already filed "
+                                "from this mail (by subject and text)")
+        for issue in issues:
+            if (issue["id"] not in not_these and issue["subject"] == subject
+                    and _comparable(issue.get("description")).startswith(wanted)):
+                return int(issue["id"])
+        if not issues:
+            break
+        offset += len(issues)
+    return None
+
+
+def _comparable(text: str | None) -> str:
+    """Redmine stores line ends as CRLF; compare text as we sent it."""
+    return (text or "").replace("\r\n", "\n").rstrip()
+
+
+def custom_field_definition(redmine: Redmine, field_id: int) -> dict[str, Any] | None:
+    """The field's definition (format, filter, trackers), when the key may list custom
+    fields (an administrator's); None otherwise."""
+    try:
+        with translated_errors("listing custom fields"):
+            answer = redmine.engine.request("get", f"{redmine.url}/custom_fields.json")
+    except RedmineUnavailable:
+        return None
+    return next((cf for cf in answer.get("custom_fields", ()) if cf.get("id") == field_id), None)
+
+
+def visible_issue_count(redmine: Redmine, project_id: int | None = None) -> int:
+    scope = [("project_id", project_id)] if project_id is not None else []
+    return _issues(redmine, [*scope, ("status_id", "*"), ("limit", 1)], "counting issues")[1]

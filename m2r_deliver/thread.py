@@ -28,11 +28,9 @@ OwnIssueLookup = Callable[[str], "int | None"]
 
 
 def issue_of_own_message(message_id: str) -> int | None:
-    """Hook for the delivery ledger: the issue a mail with *message_id* was filed as.
-
-    Returns None until the ledger (ledger.py) answers it; route.plan_issue takes the
-    real lookup as its ``own_issue`` argument.
-    """
+    """The issue a mail with *message_id* was filed as, where no ledger is open (a dry
+    run): none is known. A delivery passes the ledger's lookup (once.Delivery.own_issue)
+    to route.plan_issue instead."""
     return None
 
 

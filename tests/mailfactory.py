@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from email.header import Header
 from email.mime.application import MIMEApplication
@@ -49,3 +50,11 @@ def make_mail(
     if mbox_from:
         data = f"From {mbox_from} Fri Nov 27 10:00:00 2026\n".encode() + data
     return data
+
+
+def as_new_message(mail: bytes) -> bytes:
+    """The same mail under a new Message-ID: a second delivery the ledger must not take for
+    a duplicate (for tests that deliver one text under two configurations)."""
+    replaced, count = re.subn(rb"(?im)^Message-I[dD]:[^\r\n]*", f"Message-ID: <{new_msgid('again')}>".encode(), mail,
+                              count=1)
+    return replaced if count else f"Message-ID: <{new_msgid('again')}>\r\n".encode() + mail

@@ -120,3 +120,28 @@ def test_identity_mistakes_name_the_key(tmp_path, text, words):
     with pytest.raises(ConfigError) as info:
         load(str(path), {}, {})
     assert words in str(info.value) and str(path) in str(info.value)
+
+
+def test_state_durations_and_limits(tmp_path):
+    base = f'[redmine]\nurl = "https://r.example.org/"\nkey_file = "{key_file(tmp_path)}"\n'
+    settings = load(str(write(tmp_path, base)), {}, {"HOME": str(tmp_path)})
+    assert (settings.retry_for, settings.max_attempts, settings.keep_for) == (5 * 86400, 3, 30 * 86400)
+    assert settings.marker_field is None
+    settings = load(str(write(tmp_path, base + 'marker_field = 4\n[state]\nretry_for = "12h"\nkeep_for = 86400\n'
+                                             'max_attempts = 5\n')), {}, {})
+    assert (settings.retry_for, settings.keep_for, settings.max_attempts) == (43200, 86400, 5)
+    assert settings.marker_field == "4"
+
+
+@pytest.mark.parametrize("state,words", [
+    ('retry_for = "five days"', "state.retry_for: not a duration: 'five days'"),
+    ("retry_for = -1", "state.retry_for: must be a duration of zero or more"),
+    ('retry_for = "2d"\nkeep_for = "1d"', "state.keep_for: must be at least [state] retry_for (2d)"),
+    ("max_attempts = 0", "state.max_attempts: must be a whole number from 1 to 100"),
+    ("max_attempts = true", "state.max_attempts: must be an integer, not bool"),
+])
+def test_state_mistakes(tmp_path, state, words):
+    text = f'[redmine]\nurl = "https://r.example.org/"\nkey_file = "{key_file(tmp_path)}"\n[state]\n{state}\n'
+    with pytest.raises(ConfigError) as info:
+        load(str(write(tmp_path, text)), {}, {})
+    assert words in str(info.value)

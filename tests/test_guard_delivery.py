@@ -93,6 +93,9 @@ def test_full_loop_notifications_file_nothing_and_add_no_note(site, testbed, tok
     for mail in (created, updated):
         line = assert_dropped(site.deliver(mail), "redmine_own")
         assert 'reason="X-Mailer: Redmine"' in line
+    # Trust never overrides this guard. (A fresh state dir: the ledger would otherwise
+    # answer the same notification as a duplicate before any guard runs.)
+    site.state_dir = site.home / "state-trusting"
     site.write_config('[guard]\ntrusted_senders = ["redmine@redmine.test"]\n')
     assert_dropped(site.deliver(updated), "redmine_own")
 
@@ -151,12 +154,14 @@ def test_a_request_that_pastes_a_bounce_is_filed(site, testbed, token):
 
 
 def test_the_web_form_is_filed_when_trusted_and_dropped_when_not(site, testbed, token):
-    form = make_mail(f"[Request] VPN {token}", "Requester: taro@example.org\nTarget: vpn-gw01",
-                     sender="Confluence <request@example.org>", headers=WEB_FORM)
-    assert_dropped(site.deliver(form), "auto_submitted")
+    def form():  # two requests of the form: the ledger takes one Message-ID twice for a duplicate
+        return make_mail(f"[Request] VPN {token}", "Requester: taro@example.org\nTarget: vpn-gw01",
+                         sender="Confluence <request@example.org>", headers=WEB_FORM)
+
+    assert_dropped(site.deliver(form()), "auto_submitted")
     assert testbed.issues_with_subject(token) == []
     site.write_config('[guard]\ntrusted_senders = ["request@example.org"]\n')
-    issue = testbed.issue(filed_id(site.deliver(form)))
+    issue = testbed.issue(filed_id(site.deliver(form())))
     assert issue["subject"] == f"[Request] VPN {token}"
 
 

@@ -8,7 +8,7 @@ from email.header import decode_header, make_header
 import pytest
 
 from conftest import corpus_file
-from mailfactory import make_mail
+from mailfactory import as_new_message, make_mail
 from testbed_data import (add_note, filed_issue_id, make_issue, make_project, notification_about, text_of,
                           wait_for)
 
@@ -77,7 +77,7 @@ def test_an_unknown_replier_follows_unknown_user(site, testbed, token):
     mail = make_mail(f"Re: [Helpdesk - Bug #{issue_id}] Scanner", "Me too!", sender=f"other.{token}@example.org")
     assert filed_issue_id(site.deliver(mail)) == issue_id
     assert last_journal(testbed, issue_id)["user"]["id"] == testbed.info["users"]["admin"]["id"]
-    result = site.deliver(mail, "--unknown-user", "ignore")
+    result = site.deliver(as_new_message(mail), "--unknown-user", "ignore")
     assert result.returncode == 0 and "guard=unknown_user" in site.last_log_line()
     assert len(testbed.issue(issue_id)["journals"]) == 1
 
@@ -103,7 +103,7 @@ def test_replies_to_closed_issues_and_closed_projects(site, testbed, token):
     reply = make_mail(f"Re: [Helpdesk - Bug #{closed}] Closed", "One more thing.", sender="jsmith@example.net")
     assert filed_issue_id(site.deliver(reply)) == closed  # like Redmine: closed issues take notes
     site.write_config('[reply]\nclosed = "missing"\nmissing = "drop"\n')
-    site.deliver(reply)
+    site.deliver(as_new_message(reply))
     assert "is closed and [reply] closed = missing" in site.last_log_line()
     project = make_project(testbed, f"c{token}")
     in_closed_project = make_issue(testbed, f"Archived {token}", project=project["identifier"])
@@ -193,7 +193,7 @@ def test_redmine_reply_to_a_missing_journal(site, testbed, replied):
     assert testbed.issue(replied)["journals"] == []
     with_tag = mail.replace(b"Subject: Re: Add ingredients categories",
                             f"Subject: Re: [Feature request #{replied}] Add ingredients categories".encode())
-    assert filed_issue_id(site.deliver(with_tag)) == replied
+    assert filed_issue_id(site.deliver(as_new_message(with_tag))) == replied
 
 
 def test_redmine_reply_without_permission_goes_to_the_fallback(site, testbed, token):

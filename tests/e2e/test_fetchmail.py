@@ -106,7 +106,6 @@ def test_the_whole_loop_redmines_notification_fetched_back_files_nothing(fetchin
     assert fetching.on_server("pop3") == (0, 0)  # handled, not left to be fetched forever
 
 
-@pytest.mark.xfail(strict=True, reason="needs the exactly-once delivery of issue 5", raises=AssertionError)
 def test_a_request_fetched_again_is_filed_once(fetching, testbed, token):
     """fetchmail died after m2r-deliver filed the mail but before the server marked it
     seen: the next poll hands the same mail over again."""

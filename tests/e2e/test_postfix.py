@@ -117,7 +117,6 @@ def test_the_whole_loop_redmines_notification_sent_back_files_nothing(forwarding
     assert forwarding.user.mailbox() == b""
 
 
-@pytest.mark.xfail(strict=True, reason="needs the exactly-once delivery of issue 5", raises=AssertionError)
 def test_the_same_request_delivered_twice_is_filed_once(forwarding, testbed, token):
     """Postfix's local(8) may deliver to a command more than once; a list may too."""
     msgid = new_msgid()

@@ -105,7 +105,6 @@ def test_redmines_real_notification_is_filed_nowhere_and_kept(user, testbed, tok
     assert len(user.log().splitlines()) == 1  # m2r-deliver saw the request only
 
 
-@pytest.mark.xfail(strict=True, reason="needs the exactly-once delivery of issue 5", raises=AssertionError)
 def test_the_same_request_delivered_twice_is_filed_once(user, testbed, token):
     mail = make_mail(f"Badge reader broken {token}")
     assert procmail(user, mail).returncode == 0

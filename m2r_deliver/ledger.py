@@ -1,0 +1,261 @@
+"""Ledger: one SQLite file in the state dir remembering every mail by its delivery key —
+whether it is being delivered, was filed (as which issue), dropped (by which guard),
+failed (how, how often), or quarantined.
+
+SQLite in WAL mode with ``synchronous=FULL``: readers never block the writer, every
+commit is on disk before the next step (a claim must survive a power cut before the
+request it guards is sent), and many ``m2r-deliver`` processes share it safely. Each
+change is one short ``BEGIN IMMEDIATE`` transaction, so two processes claiming the same
+key are serialised and exactly one of them wins.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .errors import DeliveryError, LedgerDamaged, StateError
+
+FILE_NAME = "ledger.sqlite3"
+SCHEMA_VERSION = 1
+#: SQLite's primary result codes for a file that is not (any more) a database.
+_DAMAGED = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+#: Seconds a process waits for another one's write transaction before giving up (75).
+LOCK_WAIT = 20.0
+
+# States of a row. "Outcome unknown" is not a state of its own: it is ``unsure_since``
+# set on a row that is not settled (see Row.outcome_unknown).
+IN_FLIGHT, FILED, DROPPED, FAILED, QUARANTINED = "in_flight", "filed", "dropped", "failed", "quarantined"
+SETTLED = (FILED, DROPPED, QUARANTINED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    key          TEXT PRIMARY KEY,  -- mailkey.delivery_key: <Message-ID> or sha256:…
+    state        TEXT NOT NULL,     -- in_flight, filed, dropped, failed, quarantined
+    attempts     INTEGER NOT NULL,  -- attempts started
+    refusals     INTEGER NOT NULL,  -- permanent failures (the mail's fault) since the last replay
+    first_at     REAL NOT NULL,     -- the first attempt began (retry_for counts from here)
+    last_at      REAL NOT NULL,     -- the row last changed
+    unsure_since REAL,              -- an attempt begun then may have filed the mail: look before filing
+    pid          INTEGER,           -- the attempt in flight: process, host and start
+    host         TEXT,
+    started_at   REAL,
+    issue_id     INTEGER,           -- filed as this issue
+    guard        TEXT,              -- dropped by this guard
+    fault        TEXT,              -- the last failure: whose fault, and why
+    error        TEXT,
+    quarantine   TEXT               -- the file in the quarantine Maildir
+);
+CREATE INDEX IF NOT EXISTS deliveries_last_at ON deliveries (last_at);
+CREATE INDEX IF NOT EXISTS deliveries_issue ON deliveries (issue_id);
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    state: str
+    attempts: int
+    refusals: int
+    first_at: float
+    last_at: float
+    unsure_since: float | None
+    pid: int | None
+    host: str | None
+    started_at: float | None
+    issue_id: int | None
+    guard: str | None
+    fault: str | None
+    error: str | None
+    quarantine: str | None
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.unsure_since is not None and self.state not in SETTLED
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to "may this process deliver the mail now?"."""
+
+    #: "go" (this process delivers), "settled" (nothing to do: see row), or "busy"
+    #: (another live process is delivering it).
+    verdict: str
+    row: Row
+
+
+class Ledger:
+    """The ledger of one state dir. *keep_for*: seconds a mail is remembered after its last
+    attempt; *stale_after*: seconds after which an attempt in flight cannot be running."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection, keep_for: float, stale_after: float):
+        self.path, self.db = path, db
+        self.keep_for, self.stale_after = keep_for, stale_after
+        self.host, self.pid = socket.gethostname(), os.getpid()
+
+    @classmethod
+    def open(cls, state_dir: Path, *, keep_for: float, stale_after: float) -> "Ledger":
+        """Open (creating if needed) the ledger; StateError when it cannot be written,
+        LedgerDamaged when the file is not a database."""
+        try:
+            state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create the state dir {state_dir}: {exc.strerror}") from None
+        path = state_dir / FILE_NAME
+        try:  # created private: it names every mail (SQLite gives -wal and -shm the same mode)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise StateError(f"cannot write the ledger {path}: {exc.strerror}") from None
+        with _translated(path, "opening"):
+            db = sqlite3.connect(path, timeout=LOCK_WAIT, isolation_level=None)
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            except BaseException:
+                db.close()
+                raise
+        return cls(path, db, keep_for, stale_after)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the transitions a delivery goes through -------------------------------------
+
+    def claim(self, key: str, *, replay: bool = False) -> Claim:
+        """Take the mail for this process unless it is settled or another live process has
+        it. A row left in flight by a process that is gone (killed) makes the outcome of
+        that attempt unknown. A new mail makes room: rows older than keep_for go."""
+        now = time.time()
+        with self._write("claiming"):
+            row = self._row(key)
+            if row is None:
+                self.db.execute("DELETE FROM deliveries WHERE last_at < ? AND state != ?",
+                                (now - self.keep_for, IN_FLIGHT))
+                self.db.execute(
+                    "INSERT INTO deliveries (key, state, attempts, refusals, first_at, last_at, pid, host, started_at)"
+                    " VALUES (?, ?, 1, 0, ?, ?, ?, ?, ?)", (key, IN_FLIGHT, now, now, self.pid, self.host, now))
+                return Claim("go", self._row(key))
+            if row.state in SETTLED and not (replay and row.state == QUARANTINED):
+                return Claim("settled", row)
+            if row.state == IN_FLIGHT and self._alive(row, now):
+                return Claim("busy", row)
+            unsure = row.unsure_since
+            if row.state == IN_FLIGHT:  # its process is gone: whatever it sent may have been filed
+                unsure = min(filter(None, (unsure, row.started_at)), default=now)
+            self.db.execute(
+                "UPDATE deliveries SET state = ?, attempts = attempts + 1, refusals = ?, last_at = ?,"
+                " unsure_since = ?, pid = ?, host = ?, started_at = ? WHERE key = ?",
+                (IN_FLIGHT, 0 if replay else row.refusals, now, unsure, self.pid, self.host, now, key))
+            return Claim("go", self._row(key))
+
+    def settle(self, key: str, state: str, *, issue_id: int | None = None, guard: str | None = None,
+               quarantine: str | None = None) -> None:
+        """Record a final outcome: filed as *issue_id*, dropped by *guard*, or quarantined
+        (which keeps an unknown outcome unknown, for the replay to look first)."""
+        with self._write("recording the outcome"):
+            self.db.execute(
+                "UPDATE deliveries SET state = ?, last_at = ?, pid = NULL, host = NULL, started_at = NULL,"
+                " unsure_since = CASE WHEN ? = ? THEN unsure_since END,"
+                " issue_id = coalesce(?, issue_id), guard = ?, quarantine = coalesce(?, quarantine) WHERE key = ?",
+                (state, time.time(), state, QUARANTINED, issue_id, guard, quarantine, key))
+
+    def fail(self, key: str, failure: DeliveryError, *, unsure_since: float | None, state: str = FAILED) -> Row:
+        """Record a failed attempt; returns the row, for the caller's retry decision."""
+        with self._write("recording the failure"):
+            self.db.execute(
+                "UPDATE deliveries SET state = ?, last_at = ?, refusals = refusals + ?, unsure_since = ?,"
+                " pid = NULL, host = NULL, started_at = NULL, fault = ?, error = ? WHERE key = ?",
+                (state, time.time(), 0 if failure.temporary else 1, unsure_since, failure.fault, failure.reason,
+                 key))
+            return self._row(key)
+
+    # -- questions ----------------------------------------------------------------------
+
+    def get(self, key: str) -> Row | None:
+        with _translated(self.path, "reading"):
+            return self._row(key)
+
+    def issues_of_other_mail(self, key: str, since: float) -> frozenset[int]:
+        """Issues this ledger knows were filed for other mail since *since*: a search by
+        content must not mistake them for this mail's."""
+        with _translated(self.path, "reading"):
+            rows = self.db.execute("SELECT issue_id FROM deliveries WHERE issue_id IS NOT NULL AND key != ?"
+                                   " AND last_at >= ?", (key, since))
+            return frozenset(issue for (issue,) in rows)
+
+    def counts(self) -> dict[str, int]:
+        with _translated(self.path, "reading"):
+            return dict(self.db.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall())
+
+    def recent(self, limit: int) -> list[Row]:
+        return self._rows("1", "last_at DESC", limit)
+
+    def in_retry(self, limit: int) -> list[Row]:
+        """Mail not settled yet, oldest first."""
+        return self._rows(f"state IN ('{FAILED}', '{IN_FLIGHT}')", "first_at", limit)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _rows(self, where: str, order: str, limit: int) -> list[Row]:
+        with _translated(self.path, "reading"):
+            cursor = self.db.execute(f"SELECT * FROM deliveries WHERE {where} ORDER BY {order} LIMIT ?", (limit,))
+            return [Row(*values) for values in cursor]
+
+    def _row(self, key: str) -> Row | None:
+        values = self.db.execute("SELECT * FROM deliveries WHERE key = ?", (key,)).fetchone()
+        return Row(*values) if values else None
+
+    def _alive(self, row: Row, now: float) -> bool:
+        """Whether the attempt in flight may still be running. On this host the process
+        is asked; elsewhere (or after a pid was reused) only its age can tell."""
+        if row.started_at is None or now - row.started_at > self.stale_after:
+            return False
+        if row.host != self.host:
+            return True
+        try:
+            os.kill(row.pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True  # exists, owned by someone else
+        return True
+
+    @contextmanager
+    def _write(self, doing: str = "writing") -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction: writers queue here."""
+        with _translated(self.path, doing):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+
+@contextmanager
+def _translated(path: Path, doing: str) -> Iterator[None]:
+    """SQLite's exceptions become StateError (cannot read or write: disk full, read-only,
+    locked too long) or LedgerDamaged (not a database any more)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF in _DAMAGED:
+            raise LedgerDamaged(f"ledger {path} is damaged ({exc})", path=path) from None
+        raise StateError(f"ledger {path}: {doing}: {exc}") from None
