@@ -1,5 +1,7 @@
-"""Whole-process time per filed mail: m2r-deliver against Redmine's rdm-mailhandler.rb,
-on the same mail shape and the same local Redmine, runs interleaved, median of N.
+"""Whole-process time per mail: m2r-deliver filing a request against Redmine's
+rdm-mailhandler.rb on the same mail shape and the same local Redmine, and m2r-deliver's
+paths that need no Redmine (a dropped bounce, a redelivered duplicate); runs interleaved,
+median of N.
 
     .venv/bin/python bench/startup.py [N]
 """
@@ -7,8 +9,24 @@ on the same mail shape and the same local Redmine, runs interleaved, median of N
 from __future__ import annotations
 
 import sys
+import uuid
 
 from common import SCRIPT, machine_state, median_ms, request_mail, site_config, testbed, timed
+
+
+def bounce() -> bytes:
+    """A Postfix delivery status notification, each with its own Message-ID: dropped by the
+    bounce guard before any network work (the same one twice would be a duplicate)."""
+    return BOUNCE.replace(b"<bench-bounce@", f"<bench-bounce.{uuid.uuid4().hex}@".encode())
+
+
+BOUNCE = (b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.org (Mail Delivery System)\r\n"
+          b"To: request@example.org\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+          b"Message-ID: <bench-bounce@mx.example.org>\r\nMIME-Version: 1.0\r\n"
+          b"Content-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n"
+          b"--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+          b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+          b"Final-Recipient: rfc822; gone@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--B--\r\n")
 
 
 def main(runs: int) -> None:
@@ -18,11 +36,17 @@ def main(runs: int) -> None:
     theirs = ["ruby", info["rdm_mailhandler"], "--url", info["url"], "--key", info["mail_handler_key"],
               "--project", info["project"], "--tracker", "Support"]
     baselines = {"python3 -c pass": [sys.executable, "-c", "pass"], "ruby -e ''": ["ruby", "-e", ""]}
-    samples: dict[str, list[float]] = {"m2r-deliver": [], "rdm-mailhandler.rb": [], **{k: [] for k in baselines}}
+    samples: dict[str, list[float]] = {"m2r-deliver": [], "rdm-mailhandler.rb": [], "m2r-deliver, dropped bounce": [],
+                                       "m2r-deliver, duplicate": [], **{k: [] for k in baselines}}
     timed(ours, request_mail(tag="warm-up"))  # first run fills the name cache, as any later mail finds it
+    duplicate = request_mail(tag="bench-duplicate")
+    timed(ours, duplicate)
     for _ in range(runs):
-        for name, command in (("m2r-deliver", ours), ("rdm-mailhandler.rb", theirs)):
-            ms, status = timed(command, request_mail(tag="bench-startup"))
+        for name, command, mail in (("m2r-deliver", ours, request_mail(tag="bench-startup")),
+                                    ("rdm-mailhandler.rb", theirs, request_mail(tag="bench-startup")),
+                                    ("m2r-deliver, dropped bounce", ours, bounce()),
+                                    ("m2r-deliver, duplicate", ours, duplicate)):
+            ms, status = timed(command, mail)
             if status != 0:
                 sys.exit(f"{name} exited {status}; is the test-bed up (testbed/redmine-testbed up)?")
             samples[name].append(ms)
