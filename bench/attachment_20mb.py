@@ -13,7 +13,6 @@ Prints a Markdown report (results and the machine's state) on stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -30,9 +29,9 @@ from email.mime.text import MIMEText
 from pathlib import Path
 
 import requests
+from common import site_config, testbed
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTBED = Path(os.environ.get("M2R_TESTBED_DIR", "/var/tmp/m2r-testbed")) / "testbed.json"
 
 
 def build_mail(size: int, tag: str, sender: str) -> bytes:
@@ -102,17 +101,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes-mb", default="20,4,2")
     args = parser.parse_args()
-    info = json.loads(TESTBED.read_text())
+    info = testbed()
     sender = info["users"]["jsmith"]["mail"]  # a member of helpdesk: Redmine's handler files as jsmith
-    work = Path(tempfile.mkdtemp(prefix="m2r-bench."))
-    key_file = work / "key"
-    key_file.write_text(info["admin_key"])
-    key_file.chmod(0o600)
-    config = work / "config.toml"
-    config.write_text(f'[redmine]\nurl = "{info["url"]}"\nkey_file = "{key_file}"\ntimeout = 60\n\n'
-                      f'[issue]\nproject = "helpdesk"\n\n[state]\ndir = "{work / "state"}"\n\n'
-                      f'[log]\nsyslog = false\nfile = "{work / "m2r.log"}"\n')
-    config.chmod(0o600)
+    config = site_config(info, timeout=60)
+    work = config.parent
     m2r = str(Path(sys.executable).parent / "m2r-deliver")
     rdm = ["ruby", info["rdm_mailhandler"], "--url", info["url"], "--key", info["mail_handler_key"],
            "--project", "helpdesk"]
@@ -152,7 +144,7 @@ def main() -> int:
     print("\n".join(state))
     print("Machine state at the end:")
     print("\n".join(machine_state()))
-    log = (work / "m2r.log").read_text().splitlines()
+    log = (work / "log").read_text().splitlines()
     print()
     print("Last m2r-deliver log line:", re.sub(r"^\S+ ", "", log[-1]) if log else "(none)")
     shutil.rmtree(work, ignore_errors=True)

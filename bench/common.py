@@ -20,14 +20,15 @@ def testbed() -> dict:
     return json.loads(TESTBED.read_text())
 
 
-def site_config(info: dict, extra: str = "") -> Path:
-    """A config in a fresh temporary home, filing into the test-bed's helpdesk project."""
+def site_config(info: dict, extra: str = "", *, timeout: float = 30) -> Path:
+    """A config in a fresh temporary home (its folder), filing into the test-bed's helpdesk
+    project, logging to ``log`` there."""
     home = Path(tempfile.mkdtemp(prefix="m2r-bench."))
     key = home / "key"
     key.write_text(info["admin_key"])
     key.chmod(0o600)
     config = home / "config.toml"
-    config.write_text(f'[redmine]\nurl = "{info["url"]}"\nkey_file = "{key}"\n\n'
+    config.write_text(f'[redmine]\nurl = "{info["url"]}"\nkey_file = "{key}"\ntimeout = {timeout}\n\n'
                       f'[issue]\nproject = "{info["project"]}"\ntracker = "Support"\n\n'
                       f'[state]\ndir = "{home / "state"}"\n\n[log]\nsyslog = false\nfile = "{home / "log"}"\n\n{extra}')
     config.chmod(0o600)

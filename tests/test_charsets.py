@@ -1,7 +1,6 @@
 """The one text decoder, on the Japanese and European cases real mail produces."""
 
 import base64
-import os
 import random
 
 import pytest

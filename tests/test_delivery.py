@@ -1,5 +1,6 @@
 """The delivery core against the real test-bed Redmine: mail in, issue out, exit 0, silence."""
 
+import base64
 import json
 import re
 
@@ -39,8 +40,7 @@ def test_plain_request_becomes_an_issue(site, testbed, token):
 
 
 def test_iso_2022_jp_request_with_cp932_characters(site, testbed, token):
-    subject_jis = sjis_to_jis(f"見積書①の件".encode("cp932"))
-    import base64
+    subject_jis = sjis_to_jis("見積書①の件".encode("cp932"))
     body = f"㈱髙島屋様\n見積書①を添付します。{token}"
     data = (b"From: =?ISO-2022-JP?B?" + base64.b64encode(sjis_to_jis("山田".encode("cp932"))) + b"?= <taro@example.org>\r\n"
             b"To: request@example.org\r\nSubject: =?ISO-2022-JP?B?" + base64.b64encode(subject_jis) + b"?=\r\n"
@@ -54,7 +54,7 @@ def test_iso_2022_jp_request_with_cp932_characters(site, testbed, token):
 
 def test_shift_jis_request(site, testbed, token):
     body = f"～ 波ダッシュと①と髙 {token}"
-    data = ("From: taro@example.org\r\nSubject: =?Shift_JIS?B?" ).encode() + __import__("base64").b64encode(
+    data = b"From: taro@example.org\r\nSubject: =?Shift_JIS?B?" + base64.b64encode(
         "シフトJISの件名".encode("cp932")) + (b"?=\r\nContent-Type: text/plain; charset=Shift_JIS\r\n"
                                            b"Content-Transfer-Encoding: 8bit\r\n\r\n") + body.encode("cp932")
     issue = filed_issue(site.deliver(data), testbed)

@@ -102,7 +102,7 @@ def test_unknown_user_create_makes_the_account_like_redmine(site, testbed, token
 
 def test_locked_user_and_user_without_permission_fall_back(site, testbed, token):
     project = make_project(testbed, f"p{token}", public=False)
-    site.write_config('[sender]\nfallback_user = "gateway"\n', issue=f'project = "helpdesk"\ntracker = "Support"')
+    site.write_config('[sender]\nfallback_user = "gateway"\n', issue='project = "helpdesk"\ntracker = "Support"')
     locked = issue_of(site.deliver(make_mail(f"locked {token}", sender="locked@example.net")), testbed)
     assert locked["author"]["id"] == users(testbed)["gateway"]["id"]
     assert locked["description"].startswith("Requester: locked@example.net")
