@@ -39,6 +39,8 @@ def main() -> int:
             issue = requests.get(f"{info['url']}/issues/{number}.json", timeout=30,
                                  headers={"X-Redmine-API-Key": info["admin_key"]}).json()["issue"]
             print(f"  #{number} [{issue['project']['name']} - {issue['tracker']['name']}] {issue['subject']}")
+            print(f"  author: {issue['author']['name']}"
+                  + "".join(f"; {cf['name']}: {cf['value']}" for cf in issue.get("custom_fields", []) if cf.get("value")))
             print(f"  {info['url']}/issues/{number}")
         print()
     print(f"One log line per mail: {home / 'm2r.log'}")

@@ -145,3 +145,14 @@ def test_state_mistakes(tmp_path, state, words):
     with pytest.raises(ConfigError) as info:
         load(str(write(tmp_path, text)), {}, {})
     assert words in str(info.value)
+
+
+def test_the_example_config_is_valid(tmp_path):
+    from conftest import ROOT
+    key = key_file(tmp_path)
+    text = (ROOT / "examples" / "config.toml").read_text().replace("~/.config/m2r-deliver/api-key", str(key))
+    settings = load(str(write(tmp_path, text)), {}, {"HOME": str(tmp_path)})
+    assert settings.issue == {"project": "helpdesk", "tracker": "Support"}
+    assert settings.guard.trusted_senders == ("request@example.org",)
+    assert settings.requester_field == "Requester e-mail" and settings.form_fields == {"対象": "cf:Target host"}
+    assert [route.values["project"] for route in settings.routes] == ["ops"]
