@@ -92,8 +92,10 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "keep_dropped": _STR,
     },
 }
-ROUTE_KEYS = {**{m: (str, list) for m in ROUTE_MATCHES}, **SCHEMA["issue"]}
-ROUTE_KEYS.pop("project_from_subaddress")
+# Per-route values are the issue's attributes; what the mail may override and where the
+# project comes from stay site-wide.
+ROUTE_KEYS = {**{m: (str, list) for m in ROUTE_MATCHES},
+              **{k: v for k, v in SCHEMA["issue"].items() if k not in ("project_from_subaddress", "allow_override")}}
 
 
 @dataclass(frozen=True)

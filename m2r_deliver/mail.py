@@ -7,8 +7,8 @@ parser (the default policy raises on real-world headers) and the one text decode
 
 from __future__ import annotations
 
-import email
 import binascii
+import email
 import email.utils
 import mimetypes
 import quopri
@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import BinaryIO, Iterator
 
 from . import charsets
+from .errors import MailError
 from .htmltext import html_to_text
 from .read import Received
 
@@ -106,6 +107,8 @@ class Mail:
 
 
 def parse(received: Received) -> Mail:
+    if not received.message or received.message.isspace():  # no stripped copy of a big mail
+        raise MailError("empty input: no message on stdin")
     msg = _parse_bytes(received.message)
     headers = tuple((name.lower(), charsets.decode_header(value)) for name, value in msg.raw_items())
     raw = {name.lower(): value for name, value in reversed(list(msg.raw_items()))}

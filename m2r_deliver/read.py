@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from .errors import MailError
 
 _MBOX_FROM = re.compile(rb"From (\S+)[^\n]*\n")
 
@@ -26,8 +25,6 @@ class Received:
 def read_message(stream: BinaryIO) -> Received:
     """Accept what procmail and Postfix pipe to us: an optional ``From `` line, then the mail."""
     raw = stream.read()
-    if not raw or raw.isspace():  # no stripped copy of a big mail
-        raise MailError("empty input: no message on stdin")
     match = _MBOX_FROM.match(raw)
     if match:
         sender = match.group(1).decode("ascii", "replace")

@@ -156,3 +156,10 @@ def test_the_example_config_is_valid(tmp_path):
     assert settings.guard.trusted_senders == ("request@example.org",)
     assert settings.requester_field == "Requester e-mail" and settings.form_fields == {"対象": "cf:Target host"}
     assert [route.values["project"] for route in settings.routes] == ["ops"]
+
+
+def test_allow_override_is_site_wide_not_per_route(tmp_path):
+    path = write(tmp_path, f'[redmine]\nurl = "https://r"\nkey_file = "{key_file(tmp_path)}"\n'
+                           '[[route]]\nto = "ops@example.org"\nallow_override = ["all"]\n')
+    with pytest.raises(ConfigError, match="route #1: allow_override: unknown route field"):
+        load(str(path), {}, {})

@@ -96,10 +96,13 @@ def test_unknown_flag_is_a_config_error_not_a_bounce(offline_site):
     assert result.returncode == 75 and result.stdout == "" and result.stderr == ""
 
 
-def test_empty_input(offline_site):
-    result = offline_site.deliver(b"")
-    assert result.returncode == 75 and result.stdout == "" and result.stderr == ""
-    assert "fault=mail" in result.log and "empty input" in result.log
+def test_empty_input_is_retried_then_quarantined(offline_site):
+    """Nothing to file, but no reason for a mail system to retry it forever either."""
+    statuses = [offline_site.deliver(b"").returncode for _ in range(4)]
+    assert statuses == [75, 75, 0, 0]
+    assert "fault=mail" in offline_site.log_file.read_text() and "empty input" in offline_site.log_file.read_text()
+    [kept] = (offline_site.state_dir / "quarantine" / "new").iterdir()
+    assert kept.read_bytes() == b""
 
 
 def test_verbose_prints_the_account_on_stderr(offline_site):

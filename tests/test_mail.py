@@ -26,7 +26,7 @@ def test_mbox_from_line_is_accepted_and_kept_in_raw():
 
 def test_empty_input_is_the_mails_fault():
     with pytest.raises(MailError):
-        read_message(io.BytesIO(b"\n\n"))
+        parsed(b"\n\n")
 
 
 def test_addresses_subject_and_body():
