@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from . import __version__, log
 from .config import load
-from .errors import EX_CHECK_FAILED, ConfigError, exit_status
+from .errors import EX_CHECK_FAILED, ConfigError, DeliveryError, classify, exit_status
 
 SUBCOMMANDS = ("check", "replay", "status")
 
@@ -121,7 +121,11 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         args = build_parser(command).parse_args(argv)
         settings = load(args.config, overrides_from(args), env)
     except ConfigError as exc:
-        return _config_failure(command, exc, verbose)
+        return _early_failure(command, exc, verbose)
+    except Exception as exc:  # a bug of ours before any mail was read: keep the mail, say why
+        if command in SUBCOMMANDS:
+            raise
+        return _early_failure(command, classify(exc), verbose)
     if command == "check":
         from .check import check
 
@@ -134,15 +138,19 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         from .status import status
 
         return status(settings, sys.stdout)
-    from .pipeline import Run, deliver
-
+    try:
+        from .pipeline import Run, deliver
+    except Exception as exc:  # a broken installation (a dependency missing): keep the mail
+        return _early_failure(command, classify(exc), verbose, settings.log_file)
     return deliver(sys.stdin.buffer, sys.stdout, sys.stderr, settings, Run(dry_run=args.dry_run, verbose=settings.verbose))
 
 
-def _config_failure(command: str, exc: ConfigError, verbose: bool) -> int:
+def _early_failure(command: str, exc: DeliveryError, verbose: bool, log_file: Path | None = None) -> int:
+    """A failure before the delivery pass could start: logged (syslog, and a log file when
+    one is known), silent, and the mail kept."""
     if command in SUBCOMMANDS:  # interactive: say it
         print(f"FAIL config: {exc}", file=sys.stdout)
         return EX_CHECK_FAILED
     log.emit(log.summary(decision="tempfail", fault=exc.fault, error=exc.reason), None, failed=True, verbose=verbose,
-             log_file=exc.log_file)
+             log_file=log_file or getattr(exc, "log_file", None))
     return exit_status(exc)
