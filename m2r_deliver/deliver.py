@@ -313,8 +313,10 @@ def _note(plan: Plan, mail: Mail, redmine: _Redmine, dry_run: bool) -> tuple[Out
     if dry_run:
         return Outcome("planned", issue.id, author=_login(acting)), plan
     attempt = redmine.attempt
-    if attempt.look_first:
-        if api.find_note(redmine.connection, issue.id, api_fields["notes"], attempt.since or 0):
+    # A note carries no marker: only an attempt whose outcome is unknown looks, for the same
+    # text written since then (an identical older note, "Thanks!", is not this mail's).
+    if attempt.look_first and attempt.since is not None:
+        if api.find_note(redmine.connection, issue.id, api_fields["notes"], attempt.since):
             return Outcome("duplicate", issue.id, _url(settings, issue.id), note=f"duplicate of a note on #{issue.id}"), plan
         attempt.looked = True
     filed_plan = plan

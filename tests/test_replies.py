@@ -219,3 +219,14 @@ def test_redmine_regex_delimiter_case(site, testbed, token, regex, cut):
     assert "This paragraph is before delimiter" in description
     assert ("This paragraph is after the delimiter" in description) is not cut
     assert ("wrote:" in description) is not cut
+
+
+def test_two_replies_with_the_same_text_are_two_notes_with_a_marker_field(site, testbed, token):
+    """With a marker field every first delivery looks in Redmine first; a note carries no
+    marker, so only an attempt whose outcome is unknown may look for its own text."""
+    issue_id = make_issue(testbed, f"Thanks {token}")
+    site.write_config(redmine='timeout = 30\nmarker_field = "Message-ID"')
+    for _ in range(2):
+        reply = make_mail(f"Re: [Helpdesk - Bug #{issue_id}] Thanks {token}", "Thanks!", sender="jsmith@example.net")
+        assert filed_issue_id(site.deliver(reply)) == issue_id
+    assert [j["notes"] for j in testbed.issue(issue_id)["journals"]] == ["Thanks!", "Thanks!"]
