@@ -140,14 +140,16 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         return status(settings, sys.stdout)
     try:
         from .pipeline import Run, deliver
-    except Exception as exc:  # a broken installation (a dependency missing): keep the mail
+
+        return deliver(sys.stdin.buffer, sys.stdout, sys.stderr, settings,
+                       Run(dry_run=args.dry_run, verbose=settings.verbose))
+    except Exception as exc:  # a broken installation, or a bug outside the pass's own net: keep the mail
         return _early_failure(command, classify(exc), verbose, settings.log_file)
-    return deliver(sys.stdin.buffer, sys.stdout, sys.stderr, settings, Run(dry_run=args.dry_run, verbose=settings.verbose))
 
 
 def _early_failure(command: str, exc: DeliveryError, verbose: bool, log_file: Path | None = None) -> int:
-    """A failure before the delivery pass could start: logged (syslog, and a log file when
-    one is known), silent, and the mail kept."""
+    """A failure outside the delivery pass (before it, or escaping it): logged (syslog,
+    and a log file when one is known), silent, and the mail kept."""
     if command in SUBCOMMANDS:  # interactive: say it
         print(f"FAIL config: {exc}", file=sys.stdout)
         return EX_CHECK_FAILED

@@ -123,3 +123,22 @@ def test_a_bug_before_delivery_starts_keeps_the_mail_silently(offline_site, monk
     status = cli.main(["--config", str(offline_site.config_path)], env={"HOME": str(offline_site.home)})
     assert status == 75
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_bug_that_escapes_the_pass_keeps_the_mail_silently(offline_site, monkeypatch, capsys):
+    """The pass catches its own failures; this is the net behind it (fault injection:
+    the pass itself raises)."""
+    import io
+    import sys
+
+    from m2r_deliver import cli, pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(pipeline, "deliver", broken)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(make_mail())))
+    status = cli.main(["--config", str(offline_site.config_path)], env={"HOME": str(offline_site.home)})
+    assert status == 75
+    assert capsys.readouterr() == ("", "")
+    assert "fault=ours" in offline_site.log_file.read_text() and "RuntimeError: injected" in offline_site.log_file.read_text()

@@ -58,16 +58,17 @@ def add_note(testbed, issue_id: int, notes: str, **fields) -> dict:
     return testbed.issue(issue_id)["journals"][-1]
 
 
-def wait_for(condition, what: str, timeout: float = 180):
-    """Poll until *condition* returns something truthy (Redmine mails asynchronously)."""
+def wait_for(condition, what: str, timeout: float = 180, *, failure: type[Exception] = AssertionError):
+    """Poll until *condition* returns something truthy (Redmine mails asynchronously; a
+    mail system hands over in its own time). A bound on a test, not a timing check."""
     deadline = time.monotonic() + timeout
     while True:
         found = condition()
         if found:
             return found
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.5)
+            raise failure(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.25)
 
 
 def notifications(testbed, address: str) -> list[Message]:

@@ -16,11 +16,11 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
+import testbed_data
 from conftest import ROOT, console_script
 
 EXAMPLES = ROOT / "examples"
@@ -41,15 +41,8 @@ class HostError(RuntimeError):
 
 
 def wait_for(probe: Callable[[], T], what: str, timeout: float = 120) -> T:
-    """Poll *probe* until it returns something true. A bound on a test, not a timing check."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise HostError(f"gave up after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.25)
+    """Poll *probe* until it returns something true; giving up is an error of the test bed."""
+    return testbed_data.wait_for(probe, what, timeout, failure=HostError)
 
 
 def _system_env() -> dict[str, str]:
