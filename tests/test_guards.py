@@ -287,7 +287,7 @@ def test_guard_settings_are_read(tmp_path):
     ('trusted_senders = "a@example.org"', "guard.trusted_senders: must be a list"),
     ("trusted_senders = [1]", "guard.trusted_senders: must be a list of non-empty strings"),
     ("rate_limit = 2.5", "guard.rate_limit: must be an integer"),
-    ("rate_limit = -1", "guard.rate_limit: must be 0 (off) or more"),
+    ("rate_limit = -1", "guard.rate_limit: must be a whole number, at least 0, not -1"),
     ("rate_window = 0", "guard.rate_window: must be a number of seconds above 0"),
 ])
 def test_guard_mistakes_name_the_key(tmp_path, text, message):

@@ -1,0 +1,122 @@
+"""Config: the TOML file and the command-line flags become one frozen Settings.
+
+Every mistake is reported with the file, the key and the reason, all of them at once,
+because an operator fixing a config from a bounce-free log should need one round trip.
+The file is read as TOML 1.0 (``tomllib``; ``tomli`` before Python 3.11). The keys,
+their kinds and defaults are in :mod:`.schema`; each section is built by its own reader
+in :mod:`.sections`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .files import default_config_path, default_state_dir, no_config_file, read_toml
+from .schema import (BODY_PARTS, GUARD_NAMES, ISSUE_FIELDS, REPLY_CLOSED_ACTIONS, REPLY_MISSING_ACTIONS,
+                     ROUTE_MATCHES, SCHEMA, SECTIONS, UNKNOWN_USER_ACTIONS)
+from .sections import (ALL_CUSTOM_FIELDS, CUSTOM_FIELD_PREFIX, FORM_TARGETS, OVERRIDABLE, OVERRIDE_ALIASES,
+                       REQUESTER_HEADER, FormSettings, GuardSettings, IssueSettings, LogSettings, MailSettings,
+                       RedmineSettings, ReplySettings, Route, SenderSettings, StateSettings, override_token)
+from .values import FLAGS, Mistakes, Values
+
+__all__ = [
+    "ALL_CUSTOM_FIELDS", "BODY_PARTS", "CUSTOM_FIELD_PREFIX", "FORM_TARGETS", "GUARD_NAMES", "ISSUE_FIELDS",
+    "OVERRIDABLE", "OVERRIDE_ALIASES", "REPLY_CLOSED_ACTIONS", "REPLY_MISSING_ACTIONS", "REQUESTER_HEADER",
+    "ROUTE_MATCHES", "SCHEMA", "SECTIONS", "UNKNOWN_USER_ACTIONS", "GuardSettings", "Route", "Settings",
+    "default_config_path", "default_state_dir", "load", "override_token",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(LogSettings, StateSettings, ReplySettings, FormSettings, SenderSettings, MailSettings,
+               IssueSettings, RedmineSettings):
+    """Every section's values as one object (``settings.url``, ``settings.retry_for``);
+    the guards' as ``settings.guard``."""
+
+    guard: GuardSettings = GuardSettings()
+    #: The file read, or None when the flags alone configure.
+    source: str | None = None
+
+
+def _parts(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in fields(section)}
+
+
+def load(path: str | None, overrides: dict[str, dict[str, Any]], env: dict[str, str]) -> Settings:
+    """Read the file (an explicit *path* must exist; the default one may be absent when
+    the flags say enough), lay the flags' *overrides* over it, check everything, and
+    build Settings."""
+    source: Path | None = Path(os.path.expanduser(path)) if path else default_config_path(env)
+    data: dict[str, Any] = {}
+    if path or (source and source.exists()):
+        assert source is not None
+        data = read_toml(source)
+    elif not (overrides.get("redmine") or {}).get("url"):
+        raise no_config_file(source)  # type: ignore[arg-type]
+    else:
+        source = None
+    try:
+        return _settings(data, overrides, str(source) if source else FLAGS, env, source)
+    except ConfigError as exc:
+        exc.log_file = _log_file_of(data)
+        raise
+
+
+def _settings(data: dict[str, Any], overrides: dict[str, dict[str, Any]], where: str, env: dict[str, str],
+              source: Path | None) -> Settings:
+    mistakes = Mistakes()
+    for name, body in data.items():
+        if name not in SCHEMA:
+            mistakes.append(f"{where}: [{name}]: unknown section (known: {', '.join(SCHEMA)})")
+        elif name == "route" and not isinstance(body, list):
+            mistakes.append(f"{where}: route: must be an array of tables, written [[route]]")
+        elif name != "route" and not isinstance(body, dict):
+            mistakes.append(f"{where}: {name}: must be a table")
+    sections = {}
+    for section in SECTIONS:
+        if section.array:
+            continue
+        body = data.get(section.name)
+        table = dict(body) if isinstance(body, dict) else {}
+        flagged = {k: v for k, v in (overrides.get(section.name) or {}).items() if v is not None}
+        table.update(flagged)
+        sections[section.name] = Values(section, table, where, mistakes, frozenset(flagged))
+    routes = []
+    route_section = next(s for s in SECTIONS if s.array)
+    values = [k for k in route_section.names if k not in ROUTE_MATCHES]
+    unknown = f"unknown route field (matches: {', '.join(ROUTE_MATCHES)}; values: {', '.join(values)})"
+    bodies = data.get("route") if isinstance(data.get("route"), list) else []
+    for number, body in enumerate(bodies, 1):
+        if not isinstance(body, dict):
+            mistakes.append(f"{where}: route #{number}: must be a table")
+            body = {}
+        routes.append(Values(route_section, body, where, mistakes, label=f"route #{number}: ", unknown=unknown))
+
+    state = StateSettings.read(sections["state"], env)
+    mail = MailSettings.read(sections["mail"])
+    settings = Settings(
+        **_parts(RedmineSettings.read(sections["redmine"])),
+        **_parts(IssueSettings.read(sections["issue"], routes)),
+        **_parts(mail),
+        **_parts(SenderSettings.read(sections["sender"])),
+        **_parts(FormSettings.read(sections["form"])),
+        **_parts(ReplySettings.read(sections["reply"], mail.body_delimiters_regex)),
+        **_parts(state),
+        **_parts(LogSettings.read(sections["log"])),
+        guard=GuardSettings.read(sections["guard"], state.state_dir),
+        source=str(source) if source else None,
+    )
+    if mistakes:
+        raise ConfigError("\n".join(mistakes))
+    return settings
+
+
+def _log_file_of(data: dict[str, Any]) -> Path | None:
+    """Where to report a config mistake: the [log] file, if the file says one clearly."""
+    log = data.get("log")
+    path = log.get("file") if isinstance(log, dict) else None
+    return Path(os.path.expanduser(path)) if isinstance(path, str) and path.strip() else None
