@@ -1,5 +1,10 @@
 """Config validation: every mistake names the file, the key and the reason."""
 
+import os
+import re
+import shutil
+import subprocess
+
 import pytest
 
 from m2r_deliver.config import load
@@ -163,3 +168,225 @@ def test_allow_override_is_site_wide_not_per_route(tmp_path):
                            '[[route]]\nto = "ops@example.org"\nallow_override = ["all"]\n')
     with pytest.raises(ConfigError, match="route #1: allow_override: unknown route field"):
         load(str(path), {}, {})
+
+
+def base_config(tmp_path):
+    return f'[redmine]\nurl = "https://r.example.org/"\nkey_file = "{key_file(tmp_path)}"\n'
+
+
+def mistakes_of(tmp_path, text):
+    path = write(tmp_path, base_config(tmp_path) + text)
+    with pytest.raises(ConfigError) as info:
+        load(str(path), {}, {"HOME": str(tmp_path)})
+    return path, str(info.value)
+
+
+@pytest.mark.parametrize("text,words", [
+    ("[state]\nretry_for = nan", "state.retry_for: must be a duration of zero or more, not nan"),
+    ("[state]\nretry_for = inf", "state.retry_for: must be a duration of zero or more, not inf"),
+    ("[state]\nkeep_for = -1", "state.keep_for: must be a duration of zero or more, not -1"),
+    ("[state]\nkeep_for = nan", "state.keep_for: must be a duration of zero or more, not nan"),
+    ("[state]\ncache_ttl = -1", "state.cache_ttl: must be a number of seconds, at least 0, not -1"),
+    ("[state]\ncache_ttl = nan", "state.cache_ttl: must be a finite number, not nan"),
+    ("[state]\nmax_attempts = 101", "state.max_attempts: must be a whole number from 1 to 100, not 101"),
+    ("[guard]\nrate_window = nan", "guard.rate_window: must be a finite number, not nan"),
+    ("[guard]\nrate_window = inf", "guard.rate_window: must be a finite number, not inf"),
+    ("[guard]\nrate_window = -60", "guard.rate_window: must be a number of seconds above 0, not -60"),
+    ("timeout = nan", "redmine.timeout: must be a finite number, not nan"),
+    ("timeout = -inf", "redmine.timeout: must be a finite number, not -inf"),
+    ("timeout = 0", "redmine.timeout: must be a number of seconds above 0 and at most 600, not 0"),
+    ("timeout = 601", "redmine.timeout: must be a number of seconds above 0 and at most 600, not 601"),
+    ('[state]\ndir = ""', "state.dir: must not be empty"),
+    ('[state]\ndir = "  "', "state.dir: must not be empty"),
+    ('[log]\nfile = ""', "log.file: must not be empty"),
+    ('[guard]\nhold = ""', "guard.hold: must not be empty"),
+    ('[guard]\nkeep_dropped = ""', "guard.keep_dropped: must not be empty"),
+    ('ca_bundle = ""', "redmine.ca_bundle: must not be empty"),
+    ('[issue]\nproject_from_subaddress = ""', "issue.project_from_subaddress: must not be empty"),
+])
+def test_values_that_cannot_work_are_refused(tmp_path, text, words):
+    """Issue 14 item 18: `nan` never quarantines, `nan` windows never fire, `dir = ""` is
+    the current directory: each is refused, naming file, key and reason."""
+    path, message = mistakes_of(tmp_path, text)
+    assert f"{path}: {words}" in message
+
+
+def test_an_empty_key_file_path_is_refused(tmp_path):
+    path = write(tmp_path, '[redmine]\nurl = "https://r.example.org/"\nkey_file = ""\n')
+    with pytest.raises(ConfigError, match="redmine.key_file: must not be empty"):
+        load(str(path), {}, {})
+
+
+def test_range_choice_and_type_mistakes_are_reported_together(tmp_path):
+    """All at once, as promised: a wrong type does not hide a value out of range, nor one
+    range mistake the next."""
+    path, message = mistakes_of(tmp_path, 'timeout = 0\nverify = "yes"\n'
+                                          '[sender]\nunknown_user = "maybe"\n'
+                                          '[reply]\nmissing = "later"\n'
+                                          '[state]\nretry_for = "2d"\nkeep_for = "1d"\nmax_attempts = 0\n'
+                                          '[guard]\nrate_limit = -1\nrate_window = nan\nbounse = false\n'
+                                          '[mail]\nbody_delimiters_regex = true\nbody_delimiters = ["(("]\n'
+                                          '[issue]\nallow_override = ["colour"]\n')
+    lines = message.split("\n")
+    expected = ["redmine.timeout:", "redmine.verify: must be true or false", "sender.unknown_user:",
+                "reply.missing:", "state.keep_for: must be at least", "state.max_attempts:", "guard.rate_limit:",
+                "guard.rate_window:", "guard.bounse: unknown key", "mail.body_delimiters: bad regular expression",
+                "issue.allow_override: unknown attribute(s) colour"]
+    for words in expected:
+        assert [line for line in lines if line.startswith(f"{path}: {words}")], words
+    assert len(lines) == len(expected)
+
+
+def test_a_flag_mistake_names_the_flags_not_the_file(tmp_path):
+    path = write(tmp_path, base_config(tmp_path) + '[sender]\nunknown_user = "accept"\n')
+    with pytest.raises(ConfigError) as info:
+        load(str(path), {"redmine": {"url": "redmine.example.org"}}, {})
+    assert str(info.value) == "(flags): redmine.url: not an http(s) URL: 'redmine.example.org'"
+
+
+def test_defaults_are_the_schemas(tmp_path):
+    """Settings built from a file that sets nothing optional equals Settings with only
+    the required values: the readers and the dataclasses take their defaults from one
+    place."""
+    from m2r_deliver.config import GuardSettings, Settings
+    from m2r_deliver.config.schema import SECTIONS
+
+    path = write(tmp_path, base_config(tmp_path))
+    settings = load(str(path), {}, {"HOME": str(tmp_path)})
+    state_dir = tmp_path / ".local/state/m2r-deliver"
+    assert settings == Settings(url="https://r.example.org", key="abc123", state_dir=state_dir,
+                                guard=GuardSettings(hold=state_dir / "hold"), source=str(path))
+    for section in SECTIONS:
+        for key in section.keys:
+            assert key.doc and "\n" not in key.doc, (section.name, key.name)
+            if key.default is not None:
+                assert key.kind.check(key.default) is None, (section.name, key.name)
+
+
+# The API key file: its first line only, and nothing of it in any message.
+SECRET = "6f3c2b8e0d9a41c7b5e2f1a0c3d4e5f6a7b8c9d0"
+
+
+@pytest.mark.parametrize("content", [
+    f"{SECRET}\n# helpdesk-gateway-key\n",
+    f"{SECRET}\nsecond-{SECRET[:8]}",
+    f"\n{SECRET}\n",
+    f"{SECRET} {SECRET[:6]}\n",
+    f"{SECRET}\x00\n",
+])
+def test_a_key_file_is_its_first_line_alone_and_never_echoed(tmp_path, content):
+    """Issue 14 item 11: a second line (a comment, say) once ended up in the key, and from
+    there in the log, the ledger, status and check."""
+    secret_file = tmp_path / "key"
+    secret_file.write_text(content)
+    secret_file.chmod(0o600)
+    path = write(tmp_path, f'[redmine]\nurl = "https://r.example.org/"\nkey_file = "{secret_file}"\n')
+    with pytest.raises(ConfigError) as info:
+        load(str(path), {}, {})
+    message = str(info.value)
+    assert f"{path}: redmine.key_file: API key file {secret_file}" in message
+    for part in (SECRET[:6], SECRET[-6:], "helpdesk-gateway"):
+        assert part not in message
+
+
+@pytest.mark.parametrize("content", [f"{SECRET}\n", f"{SECRET}\r\n\r\n", f"  {SECRET}  \n\n\n", SECRET])
+def test_a_key_file_may_end_in_blank_lines(tmp_path, content):
+    secret_file = tmp_path / "key"
+    secret_file.write_text(content)
+    secret_file.chmod(0o600)
+    path = write(tmp_path, f'[redmine]\nurl = "https://r.example.org/"\nkey_file = "{secret_file}"\n')
+    assert load(str(path), {}, {}).key == SECRET
+
+
+def test_a_key_file_that_is_not_utf8_is_refused_without_its_bytes(tmp_path):
+    secret_file = tmp_path / "key"
+    secret_file.write_bytes(SECRET.encode() + b"\xff\xfe\n")
+    secret_file.chmod(0o600)
+    path = write(tmp_path, f'[redmine]\nurl = "https://r.example.org/"\nkey_file = "{secret_file}"\n')
+    with pytest.raises(ConfigError) as info:
+        load(str(path), {}, {})
+    assert f"API key file {secret_file} is not UTF-8 text" in str(info.value)
+    assert "0xff" not in str(info.value) and SECRET[:6] not in str(info.value)
+
+
+def test_a_key_in_the_file_on_two_lines_is_refused_without_echo(tmp_path):
+    path = write(tmp_path, f'[redmine]\nurl = "https://r.example.org/"\nkey = """{SECRET}\nmore"""\n')
+    with pytest.raises(ConfigError) as info:
+        load(str(path), {}, {})
+    assert f"{path}: redmine.key: " in str(info.value) and SECRET[:6] not in str(info.value)
+
+
+def test_no_config_file_says_where_it_looked_and_as_whom(tmp_path):
+    """Issue 11: the common cause is running as root (or another user) by mistake."""
+    import pwd
+
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    with pytest.raises(ConfigError) as info:
+        load(None, {}, {"HOME": str(tmp_path)})
+    expected = tmp_path / ".config/m2r-deliver/config.toml"
+    assert str(info.value).startswith(f"no config file at {expected} (running as {user})")
+    with pytest.raises(ConfigError, match=f"no config file at {tmp_path}/xdg/m2r-deliver/config.toml"):
+        load(None, {"issue": {"project": "p"}}, {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+
+
+def test_no_config_file_through_the_command_line(tmp_path, capsys):
+    from m2r_deliver.cli import main
+
+    assert main(["check"], {"HOME": str(tmp_path)}) == 1
+    assert f"no config file at {tmp_path}/.config/m2r-deliver/config.toml (running as " in capsys.readouterr().out
+
+
+# m2r-deliver.toml(5) is written from the schema.
+PAGE_KEY = re.compile(r"^\\fB(.+?)\\fR = ")
+
+
+def page_keys(text):
+    keys, section = set(), None
+    for line in text.splitlines():
+        if line.startswith(".SS "):
+            section = line[4:].strip("[]")
+        elif line.startswith(".SH "):
+            section = None
+        elif section and PAGE_KEY.match(line):
+            keys.add((section, PAGE_KEY.match(line).group(1).replace("\\-", "-")))
+    return keys
+
+
+def test_the_man_page_lists_every_key_and_no_other():
+    from conftest import ROOT
+    from m2r_deliver.config import SCHEMA
+
+    committed = (ROOT / "man" / "m2r-deliver.toml.5").read_text()
+    in_schema = {(section, key) for section, keys in SCHEMA.items() for key in keys}
+    in_page = page_keys(committed)
+    assert in_page - in_schema == set(), "keys in the page the program does not read"
+    assert in_schema - in_page == set(), "keys the program reads missing from the page"
+
+
+def test_the_man_page_is_what_the_generator_writes():
+    from conftest import ROOT
+    from m2r_deliver import manpage
+
+    assert (ROOT / "man" / "m2r-deliver.toml.5").read_text() == manpage.render(), \
+        "man/m2r-deliver.toml.5 is stale: run python -m m2r_deliver.manpage"
+
+
+def test_the_page_check_notices_a_stale_page(tmp_path):
+    from m2r_deliver import manpage
+
+    page = tmp_path / "page.5"
+    assert manpage.main([str(page)]) == 0
+    assert manpage.main([str(page), "--check"]) == 0
+    page.write_text(page.read_text().replace("\\fBtimeout\\fR", "\\fBtimeout_s\\fR"))
+    assert page_keys(page.read_text()) != page_keys(manpage.render())
+    assert manpage.main([str(page), "--check"]) == 1
+
+
+@pytest.mark.parametrize("command", [["mandoc", "-Tlint", "-Wstyle"], ["groff", "-ww", "-man", "-z"]])
+def test_the_man_page_renders_without_warnings(command):
+    from conftest import ROOT
+
+    if not shutil.which(command[0]):
+        pytest.skip(f"{command[0]} is not installed")
+    done = subprocess.run([*command, str(ROOT / "man" / "m2r-deliver.toml.5")], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

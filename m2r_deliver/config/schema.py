@@ -61,7 +61,7 @@ class Section:
         return tuple(key.name for key in self.keys)
 
 
-def _issue_values() -> tuple[Key, ...]:
+def _issue_values(unset: str) -> tuple[Key, ...]:
     """The attributes of a new issue: in [issue], and per route."""
     docs = {
         "project": "project identifier (or numeric id) new issues are filed in",
@@ -72,9 +72,10 @@ def _issue_values() -> tuple[Key, ...]:
         "assigned_to": "assignee of new issues: a login, an e-mail address or a group name",
         "fixed_version": "target version name of new issues",
     }
-    return (*(Key(name, Text(), None, docs[name], unset="Redmine's default") for name in ISSUE_FIELDS),
-            Key("private", Flag(), False, "file new issues as private"),
-            Key("custom_fields", Table(), {}, 'custom field values of new issues: { "Field name" = "value" }'))
+    return (*(Key(name, Text(), None, docs[name], unset=unset) for name in ISSUE_FIELDS),
+            Key("private", Flag(), None, "file new issues as private (true) or public (false)", unset=unset),
+            Key("custom_fields", Table(), None, 'custom field values of new issues: { "Field name" = "value" }',
+                unset=unset))
 
 
 REDMINE = Section("redmine", "Where Redmine is and how to talk to it.", (
@@ -92,7 +93,7 @@ REDMINE = Section("redmine", "Where Redmine is and how to talk to it.", (
 ))
 
 ISSUE = Section("issue", "Defaults for new issues; the same names as the flags.", (
-    *_issue_values(),
+    *_issue_values("Redmine's default"),
     Key("allow_override", Strings(), [], 'attributes the keywords of a mail may set: names such as tracker or '
         'priority, "custom_fields", "custom_field:NAME", or "all"'),
     Key("project_from_subaddress", Text(blank_ok=False), None, "an address ADDR: mail to ADDR+project@domain "
@@ -145,8 +146,8 @@ REPLY = Section("reply", "Mail that answers an issue becomes a note.", (
 ))
 
 STATE = Section("state", "The ledger, the caches and the retry policy.", (
-    Key("dir", Location(), None, "directory of the ledger, caches and quarantine",
-        unset="$XDG_STATE_HOME/m2r-deliver (~/.local/state/m2r-deliver)"),
+    Key("dir", Location(), None, "directory of the ledger, caches and quarantine (without XDG_STATE_HOME: "
+        "~/.local/state/m2r-deliver)", unset="$XDG_STATE_HOME/m2r-deliver"),
     Key("cache_ttl", Number(0, unit="seconds"), 300, "seconds Redmine's names, ids and users are cached"),
     Key("retry_for", Duration(), "5d", "how long a temporary failure is retried, from the first attempt"),
     Key("max_attempts", Number(1, 100, whole=True), 3, "refusals by Redmine (the mail's fault) before the mail "
@@ -161,7 +162,8 @@ LOG = Section("log", "Where the one line per mail goes.", (
     Key("verbose", Flag(), False, "print an account of each delivery on stderr, as -v"),
 ))
 
-GUARD = Section("guard", "The guards that drop machine mail, and the per-sender rate limit.", (
+GUARD = Section("guard", "The guards that drop machine mail (each described in m2r-deliver(1)), and the "
+                "per-sender rate limit.", (
     *(Key(name, Flag(), True, f"run the {name} guard (false: off)") for name in GUARD_NAMES),
     Key("trusted_senders", Strings(blank_ok=False), [], "From addresses (globs) whose automatic or list mail is "
         "a request"),
@@ -183,7 +185,7 @@ ROUTE = Section("route", "Mail matching every pattern of a route gets its [issue
     Key("to", Patterns(blank_ok=False), None, "To, Cc, Delivered-To or X-Original-To address (globs)"),
     Key("list_id", Patterns(blank_ok=False), None, "List-Id (globs)"),
     Key("subject", Patterns(blank_ok=False), None, "subject (regular expressions, case-insensitive)"),
-    *_issue_values(),
+    *_issue_values("the [issue] value"),
 ), array=True)
 
 SECTIONS: tuple[Section, ...] = (REDMINE, ISSUE, MAIL, SENDER, FORM, REPLY, STATE, LOG, GUARD, ROUTE)
