@@ -69,8 +69,8 @@ tracker = "Bug"
 FILES = (
     ("~/.config/m2r-deliver/config.toml", "the configuration ($XDG_CONFIG_HOME/m2r-deliver/config.toml)"),
     ("~/.config/m2r-deliver/api-key", "the API key file the example names (any path, via key_file)"),
-    ("~/.local/state/m2r-deliver/", "the state directory: ledger, caches, quarantine, held mail "
-                                    "($XDG_STATE_HOME/m2r-deliver, or [state] dir)"),
+    ("~/.local/state/m2r-deliver/", ("the state directory: ledger, caches, quarantine, held mail "
+                                     "($XDG_STATE_HOME/m2r-deliver, or [state] dir)")),
 )
 
 

@@ -10,7 +10,7 @@ in :mod:`.sections`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ from .schema import (BODY_PARTS, GUARD_NAMES, ISSUE_FIELDS, REPLY_CLOSED_ACTIONS
                      ROUTE_MATCHES, SCHEMA, SECTIONS, UNKNOWN_USER_ACTIONS)
 from .sections import (ALL_CUSTOM_FIELDS, CUSTOM_FIELD_PREFIX, FORM_TARGETS, OVERRIDABLE, OVERRIDE_ALIASES,
                        REQUESTER_HEADER, FormSettings, GuardSettings, IssueSettings, LogSettings, MailSettings,
-                       RedmineSettings, ReplySettings, Route, SenderSettings, StateSettings, override_token)
+                       RedmineSettings, ReplySettings, Route, SenderSettings, StateSettings, override_token,
+                       read_form, read_guard, read_issue, read_log, read_mail, read_redmine, read_reply, read_sender,
+                       read_state)
 from .values import FLAGS, Mistakes, Values
 
 __all__ = [
@@ -37,7 +39,7 @@ class Settings(LogSettings, StateSettings, ReplySettings, FormSettings, SenderSe
     """Every section's values as one object (``settings.url``, ``settings.retry_for``);
     the guards' as ``settings.guard``."""
 
-    guard: GuardSettings = GuardSettings()
+    guard: GuardSettings = field(default_factory=GuardSettings)
     #: The file read, or None when the flags alone configure.
     source: str | None = None
 
@@ -50,13 +52,13 @@ def load(path: str | None, overrides: dict[str, dict[str, Any]], env: dict[str, 
     """Read the file (an explicit *path* must exist; the default one may be absent when
     the flags say enough), lay the flags' *overrides* over it, check everything, and
     build Settings."""
-    source: Path | None = Path(os.path.expanduser(path)) if path else default_config_path(env)
+    looked_at = Path(os.path.expanduser(path)) if path else default_config_path(env)
+    source: Path | None = looked_at
     data: dict[str, Any] = {}
-    if path or (source and source.exists()):
-        assert source is not None
-        data = read_toml(source)
+    if path or looked_at.exists():
+        data = read_toml(looked_at)
     elif not (overrides.get("redmine") or {}).get("url"):
-        raise no_config_file(source)  # type: ignore[arg-type]
+        raise no_config_file(looked_at)
     else:
         source = None
     try:
@@ -89,25 +91,25 @@ def _settings(data: dict[str, Any], overrides: dict[str, dict[str, Any]], where:
     route_section = next(s for s in SECTIONS if s.array)
     values = [k for k in route_section.names if k not in ROUTE_MATCHES]
     unknown = f"unknown route field (matches: {', '.join(ROUTE_MATCHES)}; values: {', '.join(values)})"
-    bodies = data.get("route") if isinstance(data.get("route"), list) else []
-    for number, body in enumerate(bodies, 1):
+    bodies = data.get("route")
+    for number, body in enumerate(bodies if isinstance(bodies, list) else [], 1):
         if not isinstance(body, dict):
             mistakes.append(f"{where}: route #{number}: must be a table")
             body = {}
         routes.append(Values(route_section, body, where, mistakes, label=f"route #{number}: ", unknown=unknown))
 
-    state = StateSettings.read(sections["state"], env)
-    mail = MailSettings.read(sections["mail"])
+    state = read_state(sections["state"], env)
+    mail = read_mail(sections["mail"])
     settings = Settings(
-        **_parts(RedmineSettings.read(sections["redmine"])),
-        **_parts(IssueSettings.read(sections["issue"], routes)),
+        **_parts(read_redmine(sections["redmine"])),
+        **_parts(read_issue(sections["issue"], routes)),
         **_parts(mail),
-        **_parts(SenderSettings.read(sections["sender"])),
-        **_parts(FormSettings.read(sections["form"])),
-        **_parts(ReplySettings.read(sections["reply"], mail.body_delimiters_regex)),
+        **_parts(read_sender(sections["sender"])),
+        **_parts(read_form(sections["form"])),
+        **_parts(read_reply(sections["reply"], mail.body_delimiters_regex)),
         **_parts(state),
-        **_parts(LogSettings.read(sections["log"])),
-        guard=GuardSettings.read(sections["guard"], state.state_dir),
+        **_parts(read_log(sections["log"])),
+        guard=read_guard(sections["guard"], state.state_dir),
         source=str(source) if source else None,
     )
     if mistakes:

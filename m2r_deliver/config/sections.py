@@ -1,4 +1,4 @@
-"""Each section of the config as a frozen dataclass with its own reader.
+"""Each section of the config as a frozen dataclass, with its own reader ``read_<section>``.
 
 A reader takes the section's checked :class:`Values` and builds the section, noting
 what only the section as a whole can tell (a regular expression that does not compile,
@@ -39,15 +39,15 @@ class RedmineSettings:
     #: The issue custom field (name or id) that holds each mail's delivery key.
     marker_field: str | None = REDMINE["marker_field"].value
 
-    @classmethod
-    def read(cls, v: Values) -> RedmineSettings:
-        if not v.given("url") and "url" not in v.table:
-            v.fail("url", "no Redmine URL: set [redmine] url or pass --url")
-        verify = v["verify"]
-        if verify and v.given("ca_bundle"):
-            verify = str(v["ca_bundle"])
-        return cls(url=v["url"] or "", key=_api_key(v), timeout=v["timeout"], verify=verify,
-                   marker_field=v["marker_field"])
+
+def read_redmine(v: Values) -> RedmineSettings:
+    if not v.given("url") and "url" not in v.table:
+        v.fail("url", "no Redmine URL: set [redmine] url or pass --url")
+    verify = v["verify"]
+    if verify and v.given("ca_bundle"):
+        verify = str(v["ca_bundle"])
+    return RedmineSettings(url=v["url"] or "", key=_api_key(v), timeout=v["timeout"], verify=verify,
+               marker_field=v["marker_field"])
 
 
 def _api_key(v: Values) -> str:
@@ -89,14 +89,14 @@ class IssueSettings:
     #: the project comes from stay site-wide.
     routes: tuple[Route, ...] = ()
 
-    @classmethod
-    def read(cls, v: Values, routes: list[Values]) -> IssueSettings:
-        return cls(
-            issue={name: v.table[name] for name in (*ISSUE_FIELDS, "private", "custom_fields") if v.given(name)},
-            allow_override=_allow_override(v),
-            project_from_subaddress=v["project_from_subaddress"],
-            routes=tuple(_route(r, n) for n, r in enumerate(routes, 1)),
-        )
+
+def read_issue(v: Values, routes: list[Values]) -> IssueSettings:
+    return IssueSettings(
+        issue={name: v.table[name] for name in (*ISSUE_FIELDS, "private", "custom_fields") if v.given(name)},
+        allow_override=_allow_override(v),
+        project_from_subaddress=v["project_from_subaddress"],
+        routes=tuple(_route(r, n) for n, r in enumerate(routes, 1)),
+    )
 
 
 def _route(v: Values, index: int) -> Route:
@@ -149,19 +149,19 @@ class MailSettings:
     #: Attachment names never filed: (the pattern as written, a regex the whole name must match).
     excluded_filenames: tuple[tuple[str, re.Pattern], ...] = ()
 
-    @classmethod
-    def read(cls, v: Values) -> MailSettings:
-        regex = v["body_delimiters_regex"]
-        if regex:
-            _compiled(v, "body_delimiters", v["body_delimiters"])
-        excluded = [pattern.strip() for pattern in v["excluded_filenames"]]
-        if v["excluded_filenames_regex"]:
-            patterns = _compiled(v, "excluded_filenames", excluded)
-        else:
-            patterns = [re.compile(re.escape(p).replace(r"\*", ".*"), re.IGNORECASE) for p in excluded]
-        return cls(body_delimiters=v["body_delimiters"], body_delimiters_regex=regex,
-                   empty_subject=v["empty_subject"], prefer_html=v["preferred_body_part"] == "html",
-                   excluded_filenames=tuple(zip(excluded, patterns)))
+
+def read_mail(v: Values) -> MailSettings:
+    regex = v["body_delimiters_regex"]
+    if regex:
+        _compiled(v, "body_delimiters", v["body_delimiters"])
+    excluded = [pattern.strip() for pattern in v["excluded_filenames"]]
+    if v["excluded_filenames_regex"]:
+        patterns = _compiled(v, "excluded_filenames", excluded)
+    else:
+        patterns = [re.compile(re.escape(p).replace(r"\*", ".*"), re.IGNORECASE) for p in excluded]
+    return MailSettings(body_delimiters=v["body_delimiters"], body_delimiters_regex=regex,
+               empty_subject=v["empty_subject"], prefer_html=v["preferred_body_part"] == "html",
+               excluded_filenames=tuple(zip(excluded, patterns)))
 
 
 def _compiled(v: Values, name: str, patterns: tuple[str, ...] | list[str], flags: int = re.IGNORECASE
@@ -192,17 +192,17 @@ class SenderSettings:
     requester_field: str | None = SENDER["requester_field"].value
     requester_header: str = REQUESTER_HEADER
 
-    @classmethod
-    def read(cls, v: Values) -> SenderSettings:
-        return cls(
-            unknown_user=v["unknown_user"], default_group=v["default_group"],
-            permission_check=v["permission_check"], account_notice=v["account_notice"],
-            notification=v["notification"], fallback_user=v["fallback_user"] or None,
-            own_addresses=tuple(a.lower() for a in v["own_addresses"]),
-            authserv_id=(v["authserv_id"] or "").strip().lower() or None,
-            requester_labels=v["requester_labels"], requester_field=v["requester_field"] or None,
-            requester_header=_template(v, "requester_header", {"requester", "name", "addr"}) or "",
-        )
+
+def read_sender(v: Values) -> SenderSettings:
+    return SenderSettings(
+        unknown_user=v["unknown_user"], default_group=v["default_group"],
+        permission_check=v["permission_check"], account_notice=v["account_notice"],
+        notification=v["notification"], fallback_user=v["fallback_user"] or None,
+        own_addresses=tuple(a.lower() for a in v["own_addresses"]),
+        authserv_id=(v["authserv_id"] or "").strip().lower() or None,
+        requester_labels=v["requester_labels"], requester_field=v["requester_field"] or None,
+        requester_header=_template(v, "requester_header", {"requester", "name", "addr"}) or "",
+    )
 
 
 def _template(v: Values, name: str, fields: set[str] | None) -> str | None:
@@ -217,7 +217,7 @@ def _template(v: Values, name: str, fields: set[str] | None) -> str | None:
         return v.section[name].value
     unknown = used - fields if fields is not None else {f for f in used if not f}
     if unknown:
-        known = ", ".join("{%s}" % f for f in sorted(fields or ()))
+        known = ", ".join(f"{{{f}}}" for f in sorted(fields or ()))
         v.fail(name, f"unknown field(s) in {text!r}" + (f" (known: {known})" if known else ""))
         return v.section[name].value
     return text
@@ -231,10 +231,10 @@ class FormSettings:
     form_fields: dict[str, str] = field(default_factory=dict)
     form_subject: str | None = FORM["subject"].value
 
-    @classmethod
-    def read(cls, v: Values) -> FormSettings:
-        return cls(form_senders=tuple(a.lower() for a in v["senders"]), form_fields=_form_fields(v),
-                   form_subject=_template(v, "subject", None))
+
+def read_form(v: Values) -> FormSettings:
+    return FormSettings(form_senders=tuple(a.lower() for a in v["senders"]), form_fields=_form_fields(v),
+               form_subject=_template(v, "subject", None))
 
 
 def _form_fields(v: Values) -> dict[str, str]:
@@ -261,11 +261,11 @@ class ReplySettings:
     reply_closed: str = REPLY["closed"].value
     reply_delimiters: tuple[str, ...] = REPLY["delimiters"].value
 
-    @classmethod
-    def read(cls, v: Values, regex: bool) -> ReplySettings:
-        if regex:
-            _compiled(v, "delimiters", v["delimiters"])
-        return cls(reply_missing=v["missing"], reply_closed=v["closed"], reply_delimiters=v["delimiters"])
+
+def read_reply(v: Values, regex: bool) -> ReplySettings:
+    if regex:
+        _compiled(v, "delimiters", v["delimiters"])
+    return ReplySettings(reply_missing=v["missing"], reply_closed=v["closed"], reply_delimiters=v["delimiters"])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -279,13 +279,13 @@ class StateSettings:
     #: Seconds the ledger remembers a mail after its last attempt.
     keep_for: float = STATE["keep_for"].value
 
-    @classmethod
-    def read(cls, v: Values, env: dict[str, str]) -> StateSettings:
-        if v["keep_for"] < v["retry_for"]:
-            v.fail("keep_for", f"must be at least [state] retry_for ({v.raw('retry_for')}): the ledger must "
-                               "remember a mail for as long as it may be retried")
-        return cls(state_dir=v["dir"] or files.default_state_dir(env), cache_ttl=v["cache_ttl"],
-                   retry_for=v["retry_for"], max_attempts=v["max_attempts"], keep_for=v["keep_for"])
+
+def read_state(v: Values, env: dict[str, str]) -> StateSettings:
+    if v["keep_for"] < v["retry_for"]:
+        v.fail("keep_for", f"must be at least [state] retry_for ({v.raw('retry_for')}): the ledger must "
+                           "remember a mail for as long as it may be retried")
+    return StateSettings(state_dir=v["dir"] or files.default_state_dir(env), cache_ttl=v["cache_ttl"],
+               retry_for=v["retry_for"], max_attempts=v["max_attempts"], keep_for=v["keep_for"])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,9 +294,9 @@ class LogSettings:
     log_file: Path | None = LOG["file"].value
     verbose: bool = LOG["verbose"].value
 
-    @classmethod
-    def read(cls, v: Values) -> LogSettings:
-        return cls(syslog=v["syslog"], log_file=v["file"], verbose=v["verbose"])
+
+def read_log(v: Values) -> LogSettings:
+    return LogSettings(syslog=v["syslog"], log_file=v["file"], verbose=v["verbose"])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -321,19 +321,20 @@ class GuardSettings:
     def enabled(self, name: str) -> bool:
         return name not in self.off
 
-    @classmethod
-    def read(cls, v: Values, state_dir: Path) -> GuardSettings:
-        def strings(name: str) -> tuple[str, ...]:
-            return tuple(s.strip().lower() for s in v[name])
 
-        def folder(name: str) -> Path | None:
-            path = v[name]
-            return None if path is None else state_dir / path  # an absolute path stays itself
+def read_guard(v: Values, state_dir: Path) -> GuardSettings:
+    def strings(name: str) -> tuple[str, ...]:
+        return tuple(s.strip().lower() for s in v[name])
 
-        return cls(
-            off=frozenset(name for name in GUARD_NAMES if not v[name]),
-            trusted_senders=strings("trusted_senders"), catch_addresses=strings("catch_addresses"),
-            redmine_from=strings("redmine_from"), loop_markers=strings("loop_markers"),
-            rate_limit=v["rate_limit"], rate_window=v["rate_window"],
-            hold=folder("hold") or state_dir, keep_dropped=folder("keep_dropped"),
-        )
+    def folder(name: str) -> Path | None:
+        path = v[name]
+        return None if path is None else state_dir / path  # an absolute path stays itself
+
+    return GuardSettings(
+        off=frozenset(name for name in GUARD_NAMES if not v[name]),
+        trusted_senders=strings("trusted_senders"), catch_addresses=strings("catch_addresses"),
+        redmine_from=strings("redmine_from"), loop_markers=strings("loop_markers"),
+        rate_limit=v["rate_limit"], rate_window=v["rate_window"],
+        hold=state_dir / v["hold"], keep_dropped=folder("keep_dropped"),
+    )
+
