@@ -47,7 +47,7 @@ def read_redmine(v: Values) -> RedmineSettings:
     if verify and v.given("ca_bundle"):
         verify = str(v["ca_bundle"])
     return RedmineSettings(url=v["url"] or "", key=_api_key(v), timeout=v["timeout"], verify=verify,
-               marker_field=v["marker_field"])
+                           marker_field=v["marker_field"])
 
 
 def _api_key(v: Values) -> str:
@@ -160,8 +160,8 @@ def read_mail(v: Values) -> MailSettings:
     else:
         patterns = [re.compile(re.escape(p).replace(r"\*", ".*"), re.IGNORECASE) for p in excluded]
     return MailSettings(body_delimiters=v["body_delimiters"], body_delimiters_regex=regex,
-               empty_subject=v["empty_subject"], prefer_html=v["preferred_body_part"] == "html",
-               excluded_filenames=tuple(zip(excluded, patterns)))
+                        empty_subject=v["empty_subject"], prefer_html=v["preferred_body_part"] == "html",
+                        excluded_filenames=tuple(zip(excluded, patterns)))
 
 
 def _compiled(v: Values, name: str, patterns: tuple[str, ...] | list[str], flags: int = re.IGNORECASE
@@ -234,7 +234,7 @@ class FormSettings:
 
 def read_form(v: Values) -> FormSettings:
     return FormSettings(form_senders=tuple(a.lower() for a in v["senders"]), form_fields=_form_fields(v),
-               form_subject=_template(v, "subject", None))
+                        form_subject=_template(v, "subject", None))
 
 
 def _form_fields(v: Values) -> dict[str, str]:
@@ -285,7 +285,7 @@ def read_state(v: Values, env: dict[str, str]) -> StateSettings:
         v.fail("keep_for", f"must be at least [state] retry_for ({v.raw('retry_for')}): the ledger must "
                            "remember a mail for as long as it may be retried")
     return StateSettings(state_dir=v["dir"] or files.default_state_dir(env), cache_ttl=v["cache_ttl"],
-               retry_for=v["retry_for"], max_attempts=v["max_attempts"], keep_for=v["keep_for"])
+                         retry_for=v["retry_for"], max_attempts=v["max_attempts"], keep_for=v["keep_for"])
 
 
 @dataclass(frozen=True, kw_only=True)
