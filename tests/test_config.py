@@ -391,3 +391,17 @@ def test_the_man_page_renders_without_warnings(command):
     done = subprocess.run([*command, str(ROOT / "man" / "m2r-deliver.toml.5")], capture_output=True, text=True,
                           check=False)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_route_patterns_one_or_many_and_none_blank(tmp_path):
+    path = write(tmp_path, base_config(tmp_path) + '[[route]]\nsubject = "^(PROBLEM|RECOVERY): "\npriority = "High"\n'
+                 '[[route]]\nto = ["ops@example.org", "*+ops@example.org"]\nproject = "ops"\n')
+    routes = load(str(path), {}, {}).routes
+    assert [(r.match, r.values) for r in routes] == [
+        ({"subject": ("^(PROBLEM|RECOVERY): ",)}, {"priority": "High"}),
+        ({"to": ("ops@example.org", "*+ops@example.org")}, {"project": "ops"})]
+    _, message = mistakes_of(tmp_path, '[[route]]\nto = ["ops@example.org", " "]\n[[route]]\nfrom = ""\n'
+                                       '[guard]\nredmine_from = [""]\n')
+    assert "route #1: to: must not have an empty entry" in message
+    assert "route #2: from: must not be empty" in message
+    assert "guard.redmine_from: must not have an empty entry" in message

@@ -213,9 +213,12 @@ class Strings(Kind):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
+    def items(self, value: Any) -> list[str]:
+        return value
+
     def problem(self, value: Any) -> str | None:
-        if not self.blank_ok and not all(v.strip() for v in value):
-            return "must be a list of non-empty strings"
+        if not self.blank_ok and not all(v.strip() for v in self.items(value)):
+            return "must not have an empty entry" if isinstance(value, list) else "must not be empty"
         return None
 
     def convert(self, value: Any) -> tuple[str, ...]:
@@ -230,8 +233,11 @@ class Patterns(Strings):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, str) or super().accepts(value)
 
+    def items(self, value: Any) -> list[str]:
+        return [value] if isinstance(value, str) else value
+
     def convert(self, value: Any) -> tuple[str, ...]:
-        return (value,) if isinstance(value, str) else tuple(value)
+        return tuple(self.items(value))
 
 
 class Table(Kind):
