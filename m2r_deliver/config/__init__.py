@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ConfigError
 from .files import default_config_path, default_state_dir, no_config_file, read_toml
 from .schema import (BODY_PARTS, GUARD_NAMES, ISSUE_FIELDS, REPLY_CLOSED_ACTIONS, REPLY_MISSING_ACTIONS,
-                     ROUTE_MATCHES, SCHEMA, SECTIONS, UNKNOWN_USER_ACTIONS)
+                     ROUTE, ROUTE_MATCHES, SCHEMA, SECTIONS, UNKNOWN_USER_ACTIONS, Section)
 from .sections import (ALL_CUSTOM_FIELDS, CUSTOM_FIELD_PREFIX, FORM_TARGETS, OVERRIDABLE, OVERRIDE_ALIASES,
                        REQUESTER_HEADER, FormSettings, GuardSettings, IssueSettings, LogSettings, MailSettings,
                        RedmineSettings, ReplySettings, Route, SenderSettings, StateSettings, override_token,
@@ -74,47 +74,49 @@ def _settings(data: dict[str, Any], overrides: dict[str, dict[str, Any]], where:
     for name, body in data.items():
         if name not in SCHEMA:
             mistakes.append(f"{where}: [{name}]: unknown section (known: {', '.join(SCHEMA)})")
-        elif name == "route" and not isinstance(body, list):
-            mistakes.append(f"{where}: route: must be an array of tables, written [[route]]")
-        elif name != "route" and not isinstance(body, dict):
+        elif name == ROUTE.name and not isinstance(body, list):
+            mistakes.append(f"{where}: {name}: must be an array of tables, written [[{name}]]")
+        elif name != ROUTE.name and not isinstance(body, dict):
             mistakes.append(f"{where}: {name}: must be a table")
-    sections = {}
-    for section in SECTIONS:
-        if section.array:
-            continue
-        body = data.get(section.name)
-        table = dict(body) if isinstance(body, dict) else {}
-        flagged = {k: v for k, v in (overrides.get(section.name) or {}).items() if v is not None}
-        table.update(flagged)
-        sections[section.name] = Values(section, table, where, mistakes, frozenset(flagged))
-    routes = []
-    route_section = next(s for s in SECTIONS if s.array)
-    values = [k for k in route_section.names if k not in ROUTE_MATCHES]
-    unknown = f"unknown route field (matches: {', '.join(ROUTE_MATCHES)}; values: {', '.join(values)})"
-    bodies = data.get("route")
-    for number, body in enumerate(bodies if isinstance(bodies, list) else [], 1):
-        if not isinstance(body, dict):
-            mistakes.append(f"{where}: route #{number}: must be a table")
-            body = {}
-        routes.append(Values(route_section, body, where, mistakes, label=f"route #{number}: ", unknown=unknown))
-
-    state = read_state(sections["state"], env)
-    mail = read_mail(sections["mail"])
+    tables = {section.name: _values(section, data, overrides.get(section.name) or {}, where, mistakes)
+              for section in SECTIONS if not section.array}
+    state = read_state(tables["state"], env)
+    mail = read_mail(tables["mail"])
     settings = Settings(
-        **_parts(read_redmine(sections["redmine"])),
-        **_parts(read_issue(sections["issue"], routes)),
+        **_parts(read_redmine(tables["redmine"])),
+        **_parts(read_issue(tables["issue"], _routes(data.get(ROUTE.name), where, mistakes))),
         **_parts(mail),
-        **_parts(read_sender(sections["sender"])),
-        **_parts(read_form(sections["form"])),
-        **_parts(read_reply(sections["reply"], mail.body_delimiters_regex)),
+        **_parts(read_sender(tables["sender"])),
+        **_parts(read_form(tables["form"])),
+        **_parts(read_reply(tables["reply"], mail.body_delimiters_regex)),
         **_parts(state),
-        **_parts(read_log(sections["log"])),
-        guard=read_guard(sections["guard"], state.state_dir),
+        **_parts(read_log(tables["log"])),
+        guard=read_guard(tables["guard"], state.state_dir),
         source=str(source) if source else None,
     )
     if mistakes:
         raise ConfigError("\n".join(mistakes))
     return settings
+
+
+def _values(section: Section, data: dict[str, Any], flags: dict[str, Any], where: str, mistakes: Mistakes) -> Values:
+    """The file's table for *section* with the flags that were given laid over it."""
+    body = data.get(section.name)
+    flagged = {key: value for key, value in flags.items() if value is not None}
+    table = {**(body if isinstance(body, dict) else {}), **flagged}
+    return Values(section, table, where, mistakes, frozenset(flagged))
+
+
+def _routes(bodies: Any, where: str, mistakes: Mistakes) -> list[Values]:
+    values = ", ".join(k for k in ROUTE.names if k not in ROUTE_MATCHES)
+    unknown = f"unknown route field (matches: {', '.join(ROUTE_MATCHES)}; values: {values})"
+    routes = []
+    for number, body in enumerate(bodies if isinstance(bodies, list) else [], 1):
+        if not isinstance(body, dict):
+            mistakes.append(f"{where}: route #{number}: must be a table")
+            body = {}
+        routes.append(Values(ROUTE, body, where, mistakes, label=f"route #{number}: ", unknown=unknown))
+    return routes
 
 
 def _log_file_of(data: dict[str, Any]) -> Path | None:
