@@ -26,6 +26,8 @@ FILE_NAME = "ledger.sqlite3"
 SCHEMA_VERSION = 1
 #: SQLite's primary result codes for a file that is not (any more) a database.
 _DAMAGED = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+#: Their messages: Python 3.10's sqlite3 errors carry no code.
+_DAMAGED_MESSAGES = {"database disk image is malformed", "file is not a database"}
 #: Seconds a process waits for another one's write transaction before giving up (75).
 LOCK_WAIT = 20.0
 
@@ -256,6 +258,11 @@ def _translated(path: Path, doing: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF in _DAMAGED:
+        if _damaged(exc):
             raise LedgerDamaged(f"ledger {path} is damaged ({exc})", path=path) from None
         raise StateError(f"ledger {path}: {doing}: {exc}") from None
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF in _DAMAGED if code is not None else str(exc) in _DAMAGED_MESSAGES
