@@ -7,7 +7,7 @@ in the project, or a From address that failed [sender] authserv_id) is "unknown"
 [sender] unknown_user decides: ``accept`` files as [sender] fallback_user (else as the
 key's own user), ``ignore`` drops the mail, ``create`` makes the account the way
 Redmine's mail handler does. The Redmine lookups go through a ``Directory``
-(redmine.py); everything else here is pure.
+(redmine/users.py); everything else here is pure.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Ignored:
 
 
 class Directory(Protocol):
-    """Redmine's users, as identity needs them (redmine.Directory)."""
+    """Redmine's users, as identity needs them (redmine.users.Directory)."""
 
     def me(self) -> Account: ...
 

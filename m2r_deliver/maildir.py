@@ -11,7 +11,10 @@ import socket
 import time
 from pathlib import Path
 
+from .config import Settings
 from .errors import StateError
+from .mail import Mail
+from .plan import Outcome, Plan
 
 
 def ensure_maildir(path: Path) -> Path:
@@ -47,6 +50,18 @@ def deliver_to_maildir(path: Path, data: bytes) -> Path:
             pass
         raise StateError(f"cannot store the mail in Maildir {path}: {exc.strerror}") from None
     return final
+
+
+def keep_stopped(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = False) -> Outcome:
+    """A mail stopped before filing, kept byte for byte as received: held mail always in
+    the hold Maildir, dropped mail in keep_dropped when set. A failed write is a
+    StateError (the mail system keeps the mail), never a lost mail."""
+    holding = plan.action == "hold"
+    folder = settings.guard.hold if holding else settings.guard.keep_dropped
+    if dry_run:
+        return Outcome("planned")
+    saved = deliver_to_maildir(folder, mail.received.raw) if folder else None
+    return Outcome("held" if holding else "dropped", saved=saved)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -20,12 +20,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import Settings
-from .deliver import Attempt, Outcome
 from .errors import Busy, DeliveryError, LedgerDamaged, StateError
 from .mailkey import delivery_key
 from .ledger import DROPPED, FAILED, FILED, QUARANTINED, Claim, Ledger, Row
 from .maildir import deliver_to_maildir
-from .plan import Plan
+from .plan import Attempt, Outcome, Plan
 from .read import Received
 
 #: Redmine's clock and ours may differ: a search by creation time starts this much earlier.
@@ -71,7 +70,7 @@ def open_ledger(settings: Settings) -> tuple[Ledger, str | None]:
                                 "ledger starts empty: mail redelivered after that may be filed twice), or set "
                                 "[redmine] marker_field so Redmine can vouch for what was filed",
                                 path=damaged.path) from None
-        aside = set_aside(damaged.path)
+        aside = move_damaged_ledger_aside(damaged.path)
         return _open(settings), f"damaged ledger set aside as {aside}"
 
 
@@ -79,7 +78,7 @@ def _open(settings: Settings) -> Ledger:
     return Ledger.open(settings.state_dir, keep_for=settings.keep_for, stale_after=longest_attempt(settings))
 
 
-def set_aside(path: Path) -> Path:
+def move_damaged_ledger_aside(path: Path) -> Path:
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     try:
         for suffix in ("-wal", "-shm", ""):

@@ -14,10 +14,11 @@ from typing import BinaryIO, Callable, TextIO
 
 from . import guards, log, once
 from .config import Settings
-from .deliver import Attempt, Outcome, execute
+from .deliver import execute
 from .errors import DeliveryError, Interrupted, RedmineUnavailable, classify, exit_status
 from .mailkey import delivery_key
 from .mail import Mail, parse
+from .plan import Attempt, Outcome
 from .read import Received, read_message
 from .route import plan_drop, plan_issue
 from .thread import issue_of_own_message

@@ -1,4 +1,5 @@
-"""The planned Redmine change: what route decided and deliver carries out.
+"""The planned Redmine change: what route decided and deliver carries out, and what
+became of it (the Outcome, and the Attempt the ledger asks of a delivery).
 
 A Plan holds names as the operator wrote them (tracker "Support", project "helpdesk")
 and people as the mail named them (addresses); ``deliver`` resolves them to ids and
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -120,3 +122,36 @@ def size_text(size: int) -> str:
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.1f} MB"
     return f"{size / 1024:.1f} KB" if size >= 1024 else f"{size} bytes"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    #: "filed", "duplicate" (already in Redmine), "dropped", "held", "quarantined", or
+    #: "planned" (dry run).
+    decision: str
+    issue_id: int | None = None
+    url: str | None = None
+    #: The login the issue or note was filed as.
+    author: str | None = None
+    #: Where a dropped or held mail was kept.
+    saved: Path | None = None
+    #: Why a duplicate is one, or what else the admin should know.
+    note: str | None = None
+
+
+@dataclass
+class Attempt:
+    """What the ledger asks of this delivery, and how far it got (which the ledger needs
+    to know whether a failed attempt may have filed the mail)."""
+
+    #: The delivery key; stored in the marker field when the site has one.
+    key: str
+    #: Ask Redmine whether the mail is already filed before filing it.
+    look_first: bool = False
+    #: Without a marker field, the look searches what was written since then by content,
+    #: skipping the issues of other mail.
+    since: float | None = None
+    not_these: frozenset[int] = frozenset()
+    #: Progress: the look found nothing; the request that files was started.
+    looked: bool = False
+    sent: bool = False

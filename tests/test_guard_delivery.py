@@ -265,6 +265,8 @@ def test_a_hold_folder_that_cannot_be_written_keeps_the_mail_in_the_queue(offlin
 # --- the drop path's cost -------------------------------------------------------------
 
 HTTP_MODULES = ("requests", "urllib3", "redminelib", "http.client")
+#: Our own modules that file in Redmine: loaded only when a mail is to be filed.
+FILING_MODULES = ("m2r_deliver.filing", "m2r_deliver.redmine")
 
 
 def imported_modules(site, mail: bytes, *args: str) -> set[str]:
@@ -283,12 +285,14 @@ def test_the_drop_path_never_loads_the_http_stack(offline_site):
     decisive = imported_modules(offline_site, corpus_file("bounces", "postfix_02.txt").read_bytes())
     assert not {m for m in decisive if m.split(".")[0] in HTTP_MODULES or m in HTTP_MODULES}
     assert not {m for m in decisive if m.startswith("flufl")}
+    assert not {m for m in decisive if m.startswith(FILING_MODULES)}
     confirmed = imported_modules(offline_site, corpus_file("bounces", "smtp32_01.txt").read_bytes())
     assert "flufl.bounce" in confirmed
     assert not {m for m in confirmed if m.split(".")[0] in HTTP_MODULES or m in HTTP_MODULES}
     assert "decision=dropped guard=bounce" in offline_site.last_log_line()
     request = imported_modules(offline_site, make_mail())
     assert {"redminelib", "requests"} <= request  # the check sees the HTTP stack when it is loaded
+    assert {"m2r_deliver.filing", "m2r_deliver.redmine.client"} <= request
 
 
 # --- check --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from m2r_deliver import keywords
 from m2r_deliver.config import load
 from m2r_deliver.errors import ConfigError
-from m2r_deliver.redmine import custom_field_value
+from m2r_deliver.keyed import custom_field_value
 from test_charsets import sjis_to_jis
 from test_attachments import site  # noqa: F401 (a patient site, as a fixture)
 from test_delivery import filed_issue, mail_text

@@ -1,0 +1,365 @@
+"""Filing: a Plan carried out in Redmine (or, on --dry-run, only resolved).
+
+A new issue or a note is filed as the user identity.py chooses, through a connection
+that switches to that user (python-redmine takes ``impersonate`` only when the
+connection is made). If Redmine refuses to act as them (403, or 412 for an account
+locked meanwhile), the mail goes to the fallback instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable, TypeVar
+
+from redminelib import Redmine
+
+from . import identity, keywords
+from .config import Settings
+from .errors import ConfigError, RedmineRefused
+from .identity import Acting, Ignored
+from .keyed import Keyed, merged, resolve_keywords
+from .mail import Mail
+from .maildir import keep_stopped
+from .plan import Attempt, Outcome, Plan, PlannedAttachment, size_text
+from .redmine.cache import NameCache
+from .redmine.client import connect
+from .redmine.find import find_by_content, find_by_marker
+from .redmine.issues import (IssueState, add_note, add_watcher, create_issue, custom_values, find_note,
+                             issue_of_journal, issue_state, not_taken)
+from .redmine.names import Resolver, resolve_fields
+from .redmine.uploads import upload_attachments
+from .redmine.users import Directory
+
+T = TypeVar("T")
+
+
+def file(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *, dry_run: bool = False,
+         ) -> tuple[Outcome, Plan]:
+    """File the plan (a new issue, or a note) unless Redmine already has it."""
+    site = Site(settings, attempt)
+    if plan.action == "note":
+        return _file_note(plan, mail, site, dry_run)
+    return _file_issue(plan, mail, site, dry_run)
+
+
+class Site:
+    """One delivery's view of Redmine: the key's connection, names, users."""
+
+    def __init__(self, settings: Settings, attempt: Attempt):
+        self.settings, self.attempt = settings, attempt
+        self.connection: Redmine = connect(settings)
+        self.cache = NameCache(settings.state_dir / "names.json", settings.cache_ttl, settings.url)
+        self.resolver = Resolver(self.connection, self.cache)
+        self.directory = Directory(self.connection, self.resolver)
+
+    def connection_for(self, acting: Acting) -> Redmine:
+        if not acting.impersonate:
+            return self.connection
+        return connect(self.settings, impersonate=acting.impersonate)
+
+    def upload(self, plan: Plan, mail: Mail, acting: Acting) -> tuple[list[dict[str, Any]], Plan]:
+        """Upload the plan's files as the acting user; the plan then names the files Redmine
+        would not take, in its description and its warnings."""
+        files = [(a, mail.attachments[a.index]) for a in plan.attachments]
+        uploads, refused = upload_attachments(self.connection_for(acting), self.cache, files)
+        return uploads, _with_refused(plan, refused)
+
+    def accounts(self, addresses: tuple[str, ...]) -> list[identity.Account]:
+        """The active accounts of *addresses* (none without an admin key: users cannot be listed)."""
+        if not addresses or not self.directory.me().admin:
+            return []
+        found = (self.directory.account_by_mail(addr) for addr in addresses)
+        return [account for account in found if account and account.active]
+
+    def file_as(self, acting: Acting, plan: Plan, do: Callable[[Acting], T]) -> tuple[T, Acting] | Ignored:
+        """Run *do* as *acting*; when Redmine refuses that user, once more as the fallback."""
+        try:
+            return do(acting), acting
+        except RedmineRefused as exc:
+            if not acting.impersonate or exc.status not in (403, 412):
+                raise
+            refused = exc
+        if acting.account:
+            self.directory.forget(acting.account)
+        instead = identity.as_unknown(plan.author, f"Redmine refused to act as {acting.impersonate} "
+                                      f"({refused.status})", self.directory, self.settings)
+        if isinstance(instead, Ignored):
+            return instead
+        if instead.impersonate == acting.impersonate:
+            raise refused
+        return do(instead), instead
+
+
+def _keyed_defaults(plan: Plan, site: Site) -> tuple[Keyed, dict[str, Any]]:
+    """The mail's keywords resolved, and the API attributes of the configured values in
+    the project they lead to. A project the mail names that lacks a configured value is
+    ignored; a configured value Redmine lacks everywhere is the config's mistake."""
+    resolver = site.resolver
+    keyed = resolve_keywords(resolver, plan.project, plan.keywords)
+    if not keyed.project:
+        raise ConfigError("no project for this mail: set [issue] project, a [[route]] project, or pass --project")
+    fields, unknown = resolve_fields(resolver, keyed.project, plan.fields)
+    if unknown and plan.project and keyed.project != plan.project:
+        named = keyed.project
+        keyed = resolve_keywords(resolver, plan.project, tuple(k for k in plan.keywords if k.attribute != "project"))
+        keyed = replace(keyed, warnings=(f"project {named!r} ignored: it lacks {', '.join(unknown)}", *keyed.warnings))
+        fields, unknown = resolve_fields(resolver, plan.project, plan.fields)
+    if unknown:
+        raise ConfigError(f"unknown in Redmine: {', '.join(unknown)} (run: m2r-deliver check)", key=plan.route)
+    return keyed, fields
+
+
+def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcome, Plan]:
+    settings, attempt = site.settings, site.attempt
+    keyed, defaults = _keyed_defaults(plan, site)
+    marker_id = _marker_field(site.resolver, settings)
+    if marker_id is not None:
+        defaults = merged(defaults, {"custom_fields": [{"id": marker_id, "value": attempt.key}]})
+    plan = replace(plan, project=keyed.project, warnings=plan.warnings + keyed.warnings)
+    acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, site.directory, settings,
+                             defaults["project_id"], identity.NEW_ISSUE_PERMISSIONS, dry_run=dry_run)
+    if isinstance(acting, Ignored):
+        return _dropped(plan, mail, settings, "unknown_user", acting.reason, dry_run)
+
+    def prepare(acting: Acting) -> _Filing:
+        record = _requester_record(plan, acting, site)
+        fields = defaults
+        if record.set_custom_field:
+            extra, unknown = resolve_fields(site.resolver, keyed.project,
+                                            {"custom_fields": {settings.requester_field: plan.requester.addr}})
+            if unknown:
+                raise ConfigError(f"unknown in Redmine: {', '.join(unknown)}", key="sender.requester_field")
+            fields = merged(fields, {"custom_fields": extra["custom_fields"]})
+        watchers = [a.id for a in site.accounts(plan.watchers) if not acting.is_address(a.mail)]
+        watchers += [record.watcher_id] if record.watcher_id and record.watcher_id not in watchers else []
+        if watchers:
+            fields = {**fields, "watcher_user_ids": watchers}
+        return _Filing(acting, record, {**fields, "subject": plan.subject}, keyed)
+
+    if dry_run:
+        filing = prepare(acting)
+        return Outcome("planned", author=_login(acting)), replace(plan, description=filing.description(plan),
+                                                                  resolved=filing.shown(keyed))
+    if attempt.look_first:
+        found = _already_filed(plan, prepare(acting).description(plan), defaults["project_id"], marker_id, site)
+        if found is not None:
+            return Outcome("duplicate", found, _url(settings, found), note=f"duplicate of #{found}"), plan
+
+    def create_as(acting: Acting) -> tuple[int, Plan]:
+        uploads, with_refusals = site.upload(plan, mail, acting)
+        filing = prepare(acting)
+        attempt.sent = True
+        issue_id, filed_plan = _create_with_keyword_fallbacks(site.connection_for(acting), filing, uploads,
+                                                              with_refusals, marker_id, attempt.key)
+        if filing.record.watcher_id:  # Redmine drops watcher_user_ids the filing user may not set
+            add_watcher(site.connection, issue_id, filing.record.watcher_id)
+        return issue_id, filed_plan
+
+    filed = site.file_as(acting, plan, create_as)
+    if isinstance(filed, Ignored):
+        return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
+    (issue_id, filed_plan), acting = filed
+    return Outcome("filed", issue_id, _url(settings, issue_id), _login(acting)), filed_plan
+
+
+def _already_filed(plan: Plan, description: str, project_id: int, marker_id: int | None,
+                   site: Site) -> int | None:
+    """The issue an earlier attempt at this mail filed, if Redmine has one: by the marker
+    field anywhere, else by subject and text among the issues created since then."""
+    attempt = site.attempt
+    if marker_id is not None:
+        found = find_by_marker(site.connection, marker_id, attempt.key)
+    else:
+        found = find_by_content(site.connection, project_id, attempt.since or 0, plan.subject,
+                                description, attempt.not_these)
+    attempt.looked = found is None
+    return found
+
+
+def _marker_field(resolver: Resolver, settings: Settings) -> int | None:
+    if not settings.marker_field:
+        return None
+    found = resolver.custom_field(settings.marker_field)
+    if found is None:
+        raise ConfigError(f"issue custom field {settings.marker_field!r} not found (a key that is not an "
+                          "administrator's must give its id; run: m2r-deliver check)", key="redmine.marker_field")
+    return found["id"]
+
+
+def _url(settings: Settings, issue_id: int) -> str:
+    return f"{settings.url}/issues/{issue_id}"
+
+
+@dataclass(frozen=True)
+class _Filing:
+    """A new issue as one user files it: the attributes besides the description, the
+    requester's record, and the keywords applied."""
+
+    acting: Acting
+    record: identity.RequesterRecord
+    fields: dict[str, Any]
+    keyed: Keyed
+
+    def description(self, plan: Plan, keyed: Keyed | None = None) -> str:
+        """The mail's text without the applied keywords' lines, under the requester line."""
+        text = keywords.without_lines(plan.description, (keyed or self.keyed).lines)
+        header = self.record.header
+        return f"{header}\n\n{text}" if header and text else header or text
+
+    def api_fields(self, plan: Plan, keyed: Keyed) -> dict[str, Any]:
+        return {**keyed.over(self.fields), "description": self.description(plan, keyed)}
+
+    def shown(self, keyed: Keyed) -> dict[str, Any]:
+        return _shown(keyed.over(self.fields), self.acting, ("subject",))
+
+
+def _create_with_keyword_fallbacks(connection: Redmine, filing: _Filing, uploads: list[dict[str, Any]], plan: Plan,
+                                   marker_id: int | None, key: str) -> tuple[int, Plan]:
+    """File the issue with the keywords' values over the defaults. A value the mail asked
+    for that Redmine will not take (422) must not cost the mail: try without each keyword
+    in turn, then without all of them; a keyword not applied keeps its line."""
+    keyed = filing.keyed
+
+    def create(applied: Keyed) -> tuple[int, Plan]:
+        api_fields = filing.api_fields(plan, applied)
+        issue_id, issue = create_issue(connection, api_fields, uploads, acting=bool(filing.acting.impersonate))
+        added = applied.warnings[len(keyed.warnings):]
+        if marker_id is not None and custom_values(issue).get(marker_id) != key:
+            added += (f"Redmine did not store the marker in custom field #{marker_id} (is it enabled for this "
+                      "project and tracker, and editable by the filing user? run: m2r-deliver check)",)
+        return issue_id, replace(plan, description=api_fields["description"], resolved=filing.shown(applied),
+                                 warnings=(*plan.warnings, *added, *not_taken(api_fields, issue)))
+
+    candidates = [keyword for keyword, _ in keyed.applied if keyword.attribute != "project"]
+    try:
+        return create(keyed)
+    except RedmineRefused as exc:
+        if exc.status != 422 or not candidates:
+            raise
+        refusal = f"refused by Redmine ({exc.reason}): ignored"
+    fallbacks = [*([k] for k in candidates), candidates]
+    for number, dropped in enumerate(fallbacks, 1):
+        try:
+            return create(keyed.without(dropped, refusal))
+        except RedmineRefused as exc:
+            if exc.status != 422 or number == len(fallbacks):
+                raise
+    raise AssertionError("unreachable: the last fallback returns or raises")
+
+
+def _file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcome, Plan]:
+    settings = site.settings
+    found, missing = _answered_issue(plan, site)
+    if found is None:
+        if plan.if_missing is not None:
+            return _file_issue(plan.if_missing, mail, site, dry_run)
+        return _dropped(plan, mail, settings, "reply", f"{missing}; [reply] missing = drop", dry_run)
+    issue, private = found
+    acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, site.directory, settings,
+                             issue.project_id, identity.NOTE_PERMISSIONS, dry_run=dry_run)
+    if isinstance(acting, Ignored):
+        return _dropped(plan, mail, settings, "unknown_user", acting.reason, dry_run)
+    keyed = resolve_keywords(site.resolver, str(issue.project_id), plan.keywords)
+    api_fields: dict[str, Any] = keyed.over({})
+    api_fields.pop("project_id", None)
+    api_fields["notes"] = keywords.without_lines(plan.notes, keyed.lines)
+    if private:
+        api_fields["private_notes"] = True
+    watchers = [a.id for a in site.accounts(plan.watchers) if a.id not in issue.watcher_ids]
+    plan = replace(plan, issue_id=issue.id, notes=api_fields["notes"], warnings=plan.warnings + keyed.warnings,
+                   resolved=_shown({**api_fields, "watcher_user_ids": watchers}, acting, ("notes",)))
+    if dry_run:
+        return Outcome("planned", issue.id, author=_login(acting)), plan
+    attempt = site.attempt
+    # A note carries no marker: only an attempt whose outcome is unknown looks, for the same
+    # text written since then (an identical older note, "Thanks!", is not this mail's).
+    if attempt.look_first and attempt.since is not None:
+        if find_note(site.connection, issue.id, api_fields["notes"], attempt.since):
+            return Outcome("duplicate", issue.id, _url(settings, issue.id), note=f"duplicate of a note on #{issue.id}"), plan
+        attempt.looked = True
+
+    def note_as(acting: Acting) -> Plan:
+        connection = site.connection_for(acting)
+        for user_id in watchers:  # before the note: adding a watcher twice is harmless, a note is not
+            if user_id != (acting.account.id if acting.account else None):
+                add_watcher(connection, issue.id, user_id)
+        uploads, filed_plan = site.upload(plan, mail, acting)
+        attempt.sent = True
+        add_note(connection, issue.id, api_fields, uploads, acting=bool(acting.impersonate))
+        return filed_plan
+
+    filed = site.file_as(acting, plan, note_as)
+    if isinstance(filed, Ignored):
+        return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
+    filed_plan, acting = filed
+    return Outcome("filed", issue.id, _url(settings, issue.id), _login(acting)), filed_plan
+
+
+def _answered_issue(plan: Plan, site: Site) -> tuple[tuple[IssueState, bool] | None, str | None]:
+    """((issue, private), None) for the first thread reference that leads to an issue
+    taking notes, else (None, why not). A reply to a private note is private."""
+    settings = site.settings
+    journal_id = next((ref.journal_id for ref in plan.thread if ref.journal_id), None)
+    why, tried = "no issue found for its references", set()
+    for ref in plan.thread:
+        if ref.issue_id in tried:
+            continue
+        if ref.issue_id:
+            tried.add(ref.issue_id)
+            issue = issue_state(site.connection, ref.issue_id)
+        else:
+            issue = issue_of_journal(site.connection, ref.journal_id, ref.since)
+        if issue is None:
+            why = f"issue #{ref.issue_id} does not exist" if ref.issue_id else f"note {ref.journal_id} not found"
+            continue
+        if site.directory.project(issue.project_id)["status"] != 1:
+            why = f"issue #{issue.id} is in a closed or archived project"
+            continue
+        if issue.closed and settings.reply_closed == "missing":
+            why = f"issue #{issue.id} is closed and [reply] closed = missing"
+            continue
+        return (issue, journal_id in issue.private_journal_ids), None
+    return None, why
+
+
+def _requester_record(plan: Plan, acting: Acting, site: Site) -> identity.RequesterRecord:
+    person = plan.requester
+    accounts = site.accounts((person.addr,)) if person and not acting.is_address(person.addr) else []
+    return identity.record_requester(person, acting, accounts[0] if accounts else None, site.settings)
+
+
+def _dropped(plan: Plan, mail: Mail, settings: Settings, rule: str, reason: str,
+             dry_run: bool) -> tuple[Outcome, Plan]:
+    """A mail the sender rules or the reply rules drop: like a guard's drop, kept in
+    keep_dropped when that is set."""
+    dropped = replace(plan, action="drop", guard=rule, reason=reason)
+    return keep_stopped(dropped, mail, settings, dry_run=dry_run), dropped
+
+
+def _with_refused(plan: Plan, refused: list[PlannedAttachment]) -> Plan:
+    """The plan with the files Redmine would not take marked, named in the description
+    (the issue says what is missing) and in the warnings."""
+    if not refused:
+        return plan
+    by_index = {a.index: a for a in refused}
+    return replace(
+        plan,
+        attachments=tuple(by_index.get(a.index, a) for a in plan.attachments),
+        description=plan.description + _refusal_lines(refused),
+        warnings=(*plan.warnings, *(f"{a.filename!r} left out: {a.left_out}" for a in refused)),
+    )
+
+
+def _refusal_lines(refused: list[PlannedAttachment]) -> str:
+    return "".join(f"\n\n[Attachment not filed: {a.filename} ({size_text(a.size)}): {a.left_out}]" for a in refused)
+
+
+def _login(acting: Acting) -> str | None:
+    return acting.impersonate or (acting.account.login if acting.account else None)
+
+
+def _shown(api_fields: dict[str, Any], acting: Acting, hidden: tuple[str, ...]) -> dict[str, Any]:
+    """What --dry-run prints as resolved: the API fields (without the long texts) and
+    whom the mail is filed as, and why."""
+    shown = {k: v for k, v in api_fields.items() if k not in hidden}
+    return {**shown, "as": _login(acting), "why": acting.why}
