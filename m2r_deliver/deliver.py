@@ -9,6 +9,7 @@ from .config import Settings
 from .mail import Mail
 from .maildir import keep_stopped
 from .plan import Attempt, Outcome, Plan
+from .states import Action
 
 
 def execute(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *,
@@ -16,7 +17,7 @@ def execute(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *,
     """Resolve the plan's names and people and, unless dry-running, file it — unless
     Redmine already has it. Returns the outcome and the plan as carried out, with the ids
     it resolved to."""
-    if plan.action in ("drop", "hold"):
+    if plan.action in (Action.DROP, Action.HOLD):
         return keep_stopped(plan, mail, settings, dry_run=dry_run), plan
     from . import filing  # the HTTP stack loads only here
 

@@ -7,6 +7,8 @@ config's may heal, and our own bugs must never lose the mail.
 
 from __future__ import annotations
 
+from .states import Decision, Fault
+
 EX_OK = 0
 EX_TEMPFAIL = 75  # the only status every MDA caller reads as "keep it, try again"
 EX_CHECK_FAILED = 1  # for interactive subcommands only (check, replay), never for delivery
@@ -15,7 +17,7 @@ EX_CHECK_FAILED = 1  # for interactive subcommands only (check, replay), never f
 class DeliveryError(Exception):
     """Base of every failure the program knows how to explain."""
 
-    fault = "ours"
+    fault = Fault.OURS
     #: True when retrying the same mail later may succeed.
     temporary = True
 
@@ -27,7 +29,7 @@ class DeliveryError(Exception):
 class ConfigError(DeliveryError):
     """The configuration (file or flags) is unreadable or wrong."""
 
-    fault = "config"
+    fault = Fault.CONFIG
 
     def __init__(self, reason: str, *, file: str | None = None, key: str | None = None):
         where = ": ".join(part for part in (file, key) if part)
@@ -40,20 +42,20 @@ class ConfigError(DeliveryError):
 class MailError(DeliveryError):
     """The message itself cannot be filed (its own fault: retrying will not help)."""
 
-    fault = "mail"
+    fault = Fault.MAIL
     temporary = False
 
 
 class RedmineUnavailable(DeliveryError):
     """Redmine did not answer usefully: down, reset, timeout, 5xx, 429, or a bad key."""
 
-    fault = "redmine"
+    fault = Fault.REDMINE
 
 
 class RedmineRefused(DeliveryError):
     """Redmine answered and refused this mail (404 project, 422, 412): the mail's fault."""
 
-    fault = "mail"
+    fault = Fault.MAIL
     temporary = False
 
     def __init__(self, reason: str, *, status: int | None = None):
@@ -69,7 +71,7 @@ class OutcomeUnknown(RedmineUnavailable):
 class StateError(DeliveryError):
     """The state directory cannot be read or written: never file without a record."""
 
-    fault = "state"
+    fault = Fault.STATE
 
 
 class LedgerDamaged(StateError):
@@ -84,20 +86,20 @@ class Busy(DeliveryError):
     """Another process is delivering the same mail right now; its result will be in the
     ledger when the mail system retries."""
 
-    fault = "concurrent"
+    fault = Fault.CONCURRENT
 
 
 class Interrupted(DeliveryError, KeyboardInterrupt):
     """Stopped from outside (SIGTERM, or our own deadline). A KeyboardInterrupt too, so
     that no library's ``except Exception`` swallows it."""
 
-    fault = "stopped"
+    fault = Fault.STOPPED
 
 
 class InternalError(DeliveryError):
     """A bug of ours; the mail is kept for a retry after the fix."""
 
-    fault = "ours"
+    fault = Fault.OURS
 
 
 def classify(exc: BaseException) -> DeliveryError:
@@ -109,16 +111,16 @@ def classify(exc: BaseException) -> DeliveryError:
 
 #: Outcomes after which the mail system may forget the mail, failure or not: it is in
 #: Redmine, deliberately dropped, or kept byte for byte in the quarantine Maildir.
-SETTLED = frozenset({"filed", "duplicate", "dropped", "planned", "quarantined"})
+RELEASED = frozenset({Decision.FILED, Decision.DUPLICATE, Decision.DROPPED, Decision.PLANNED, Decision.QUARANTINED})
 
 
-def exit_status(exc: BaseException | None, decision: str | None = None) -> int:
+def exit_status(exc: BaseException | None, decision: Decision | None = None) -> int:
     """The one place where a failure becomes a sysexits status for the mail system.
 
     Every failure tempfails: a mail that can never succeed is moved out of the retry loop
     by the ledger's quarantine (the *decision* "quarantined", which then reports success),
     never by a bounce status.
     """
-    if decision in SETTLED or exc is None:
+    if decision in RELEASED or exc is None:
         return EX_OK
     return EX_TEMPFAIL

@@ -29,6 +29,7 @@ from .redmine.issues import (IssueState, add_note, add_watcher, create_issue, cu
 from .redmine.names import Resolver, resolve_fields
 from .redmine.uploads import upload_attachments
 from .redmine.users import Directory
+from .states import Action, Decision
 
 T = TypeVar("T")
 
@@ -37,7 +38,7 @@ def file(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *, dry_ru
          ) -> tuple[Outcome, Plan]:
     """File the plan (a new issue, or a note) unless Redmine already has it."""
     site = Site(settings, attempt)
-    if plan.action == "note":
+    if plan.action == Action.NOTE:
         return _file_note(plan, mail, site, dry_run)
     return _file_issue(plan, mail, site, dry_run)
 
@@ -138,12 +139,12 @@ def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outc
 
     if dry_run:
         filing = prepare(acting)
-        return Outcome("planned", author=_login(acting)), replace(plan, description=filing.description(plan),
+        return Outcome(Decision.PLANNED, author=_login(acting)), replace(plan, description=filing.description(plan),
                                                                   resolved=filing.shown(keyed))
     if attempt.look_first:
         found = _already_filed(plan, prepare(acting).description(plan), defaults["project_id"], marker_id, site)
         if found is not None:
-            return Outcome("duplicate", found, _url(settings, found), note=f"duplicate of #{found}"), plan
+            return Outcome(Decision.DUPLICATE, found, _url(settings, found), note=f"duplicate of #{found}"), plan
 
     def create_as(acting: Acting) -> tuple[int, Plan]:
         uploads, with_refusals = site.upload(plan, mail, acting)
@@ -159,7 +160,7 @@ def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outc
     if isinstance(filed, Ignored):
         return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
     (issue_id, filed_plan), acting = filed
-    return Outcome("filed", issue_id, _url(settings, issue_id), _login(acting)), filed_plan
+    return Outcome(Decision.FILED, issue_id, _url(settings, issue_id), _login(acting)), filed_plan
 
 
 def _already_filed(plan: Plan, description: str, project_id: int, marker_id: int | None,
@@ -269,13 +270,13 @@ def _file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
     plan = replace(plan, issue_id=issue.id, notes=api_fields["notes"], warnings=plan.warnings + keyed.warnings,
                    resolved=_shown({**api_fields, "watcher_user_ids": watchers}, acting, ("notes",)))
     if dry_run:
-        return Outcome("planned", issue.id, author=_login(acting)), plan
+        return Outcome(Decision.PLANNED, issue.id, author=_login(acting)), plan
     attempt = site.attempt
     # A note carries no marker: only an attempt whose outcome is unknown looks, for the same
     # text written since then (an identical older note, "Thanks!", is not this mail's).
     if attempt.look_first and attempt.since is not None:
         if find_note(site.connection, issue.id, api_fields["notes"], attempt.since):
-            return Outcome("duplicate", issue.id, _url(settings, issue.id), note=f"duplicate of a note on #{issue.id}"), plan
+            return Outcome(Decision.DUPLICATE, issue.id, _url(settings, issue.id), note=f"duplicate of a note on #{issue.id}"), plan
         attempt.looked = True
 
     def note_as(acting: Acting) -> Plan:
@@ -292,7 +293,7 @@ def _file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
     if isinstance(filed, Ignored):
         return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
     filed_plan, acting = filed
-    return Outcome("filed", issue.id, _url(settings, issue.id), _login(acting)), filed_plan
+    return Outcome(Decision.FILED, issue.id, _url(settings, issue.id), _login(acting)), filed_plan
 
 
 def _answered_issue(plan: Plan, site: Site) -> tuple[tuple[IssueState, bool] | None, str | None]:
@@ -332,7 +333,7 @@ def _dropped(plan: Plan, mail: Mail, settings: Settings, rule: str, reason: str,
              dry_run: bool) -> tuple[Outcome, Plan]:
     """A mail the sender rules or the reply rules drop: like a guard's drop, kept in
     keep_dropped when that is set."""
-    dropped = replace(plan, action="drop", guard=rule, reason=reason)
+    dropped = replace(plan, action=Action.DROP, guard=rule, reason=reason)
     return keep_stopped(dropped, mail, settings, dry_run=dry_run), dropped
 
 

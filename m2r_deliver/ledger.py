@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import DeliveryError, LedgerDamaged, StateError
+from .states import ClaimVerdict, RowState
 
 FILE_NAME = "ledger.sqlite3"
 SCHEMA_VERSION = 1
@@ -31,10 +32,8 @@ _DAMAGED_MESSAGES = {"database disk image is malformed", "file is not a database
 #: Seconds a process waits for another one's write transaction before giving up (75).
 LOCK_WAIT = 20.0
 
-# States of a row. "Outcome unknown" is not a state of its own: it is ``unsure_since``
-# set on a row that is not settled (see Row.outcome_unknown).
-IN_FLIGHT, FILED, DROPPED, FAILED, QUARANTINED = "in_flight", "filed", "dropped", "failed", "quarantined"
-SETTLED = (FILED, DROPPED, QUARANTINED)
+#: The states of a row that end its delivery.
+SETTLED_STATES = (RowState.FILED, RowState.DROPPED, RowState.QUARANTINED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -79,16 +78,14 @@ class Row:
 
     @property
     def outcome_unknown(self) -> bool:
-        return self.unsure_since is not None and self.state not in SETTLED
+        return self.unsure_since is not None and self.state not in SETTLED_STATES
 
 
 @dataclass(frozen=True)
 class Claim:
     """The answer to "may this process deliver the mail now?"."""
 
-    #: "go" (this process delivers), "settled" (nothing to do: see row), or "busy"
-    #: (another live process is delivering it).
-    verdict: str
+    verdict: ClaimVerdict
     row: Row
 
 
@@ -147,25 +144,25 @@ class Ledger:
             row = self._row(key)
             if row is None:
                 self.db.execute("DELETE FROM deliveries WHERE last_at < ? AND state != ?",
-                                (now - self.keep_for, IN_FLIGHT))
+                                (now - self.keep_for, RowState.IN_FLIGHT))
                 self.db.execute(
                     "INSERT INTO deliveries (key, state, attempts, refusals, first_at, last_at, pid, host, started_at)"
-                    " VALUES (?, ?, 1, 0, ?, ?, ?, ?, ?)", (key, IN_FLIGHT, now, now, self.pid, self.host, now))
-                return Claim("go", self._row(key))
-            if row.state in SETTLED and not (replay and row.state == QUARANTINED):
-                return Claim("settled", row)
-            if row.state == IN_FLIGHT and self._alive(row, now):
-                return Claim("busy", row)
+                    " VALUES (?, ?, 1, 0, ?, ?, ?, ?, ?)", (key, RowState.IN_FLIGHT, now, now, self.pid, self.host, now))
+                return Claim(ClaimVerdict.GO, self._row(key))
+            if row.state in SETTLED_STATES and not (replay and row.state == RowState.QUARANTINED):
+                return Claim(ClaimVerdict.SETTLED, row)
+            if row.state == RowState.IN_FLIGHT and self._alive(row, now):
+                return Claim(ClaimVerdict.BUSY, row)
             unsure = row.unsure_since
-            if row.state == IN_FLIGHT:  # its process is gone: whatever it sent may have been filed
+            if row.state == RowState.IN_FLIGHT:  # its process is gone: whatever it sent may have been filed
                 unsure = min(filter(None, (unsure, row.started_at)), default=now)
             self.db.execute(
                 "UPDATE deliveries SET state = ?, attempts = attempts + 1, refusals = ?, last_at = ?,"
                 " unsure_since = ?, pid = ?, host = ?, started_at = ? WHERE key = ?",
-                (IN_FLIGHT, 0 if replay else row.refusals, now, unsure, self.pid, self.host, now, key))
-            return Claim("go", self._row(key))
+                (RowState.IN_FLIGHT, 0 if replay else row.refusals, now, unsure, self.pid, self.host, now, key))
+            return Claim(ClaimVerdict.GO, self._row(key))
 
-    def settle(self, key: str, state: str, *, issue_id: int | None = None, guard: str | None = None,
+    def settle(self, key: str, state: RowState, *, issue_id: int | None = None, guard: str | None = None,
                quarantine: str | None = None) -> None:
         """Record a final outcome: filed as *issue_id*, dropped by *guard*, or quarantined
         (which keeps an unknown outcome unknown, for the replay to look first)."""
@@ -174,9 +171,10 @@ class Ledger:
                 "UPDATE deliveries SET state = ?, last_at = ?, pid = NULL, host = NULL, started_at = NULL,"
                 " unsure_since = CASE WHEN ? = ? THEN unsure_since END,"
                 " issue_id = coalesce(?, issue_id), guard = ?, quarantine = coalesce(?, quarantine) WHERE key = ?",
-                (state, time.time(), state, QUARANTINED, issue_id, guard, quarantine, key))
+                (state, time.time(), state, RowState.QUARANTINED, issue_id, guard, quarantine, key))
 
-    def fail(self, key: str, failure: DeliveryError, *, unsure_since: float | None, state: str = FAILED) -> Row:
+    def fail(self, key: str, failure: DeliveryError, *, unsure_since: float | None,
+             state: RowState = RowState.FAILED) -> Row:
         """Record a failed attempt; returns the row, for the caller's retry decision."""
         with self._write("recording the failure"):
             self.db.execute(
@@ -209,7 +207,7 @@ class Ledger:
 
     def in_retry(self, limit: int) -> list[Row]:
         """Mail not settled yet, oldest first."""
-        return self._rows(f"state IN ('{FAILED}', '{IN_FLIGHT}')", "first_at", limit)
+        return self._rows(f"state IN ('{RowState.FAILED}', '{RowState.IN_FLIGHT}')", "first_at", limit)
 
     # -- plumbing -------------------------------------------------------------------------
 

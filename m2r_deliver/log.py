@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import TextIO
 
 from .config import Settings
+from .errors import DeliveryError
+from .mail import Mail
+from .plan import Outcome, Plan
+from .states import Action, Decision
 
 
 def _quote(value: object) -> str:
@@ -24,6 +28,44 @@ def _quote(value: object) -> str:
 def summary(**fields: object) -> str:
     """``key=value`` pairs in a fixed order, quoted where needed: one grep-able line."""
     return " ".join(f"{key}={_quote(value)}" for key, value in fields.items() if value is not None)
+
+
+def delivery_line(mail: Mail | None, key: str | None, plan: Plan | None, outcome: Outcome | None,
+                  failure: DeliveryError | None, *, ledger_note: str | None, ms: int) -> str:
+    """The summary line of one delivery, from what each stage returned (None: the pass
+    did not get that far). *key*: the delivery key, when the ledger was asked."""
+    by_msgid = key is not None and key.startswith("<")
+    filed = outcome is not None and outcome.decision == Decision.FILED
+    created = plan is not None and plan.action == Action.CREATE
+    if outcome:
+        decision = outcome.decision
+    else:
+        decision = Decision.TEMPFAIL if failure is None or failure.temporary else Decision.REFUSED
+    return summary(
+        # A duplicate is answered from the ledger before parsing: its key is the Message-ID.
+        msgid=mail.message_id if mail else (key[1:-1] if key and by_msgid else None),
+        key=key if key and not by_msgid else None,
+        sender=(mail.sender.addr if mail and mail.sender else None),
+        decision=decision,
+        issue=f"#{outcome.issue_id}" if outcome and outcome.issue_id else None,
+        action=plan.action if plan and plan.action == Action.NOTE and filed else None,
+        author=outcome.author if outcome else None,
+        project=plan.project if plan and created else None,
+        route=plan.route if plan and created else None,
+        guard=plan.guard if plan else None,
+        reason=plan.reason if plan and plan.guard else None,
+        warnings="; ".join(plan.warnings) if plan and plan.warnings else None,
+        fault=failure.fault if failure else None,
+        error=failure.reason if failure else None,
+        note=join_notes(outcome.note if outcome else None, ledger_note),
+        url=outcome.url if outcome else None,
+        saved=outcome.saved if outcome else None,
+        ms=ms,
+    )
+
+
+def join_notes(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
 
 
 def emit(line: str, settings: Settings | None, *, failed: bool = False, verbose: bool = False,

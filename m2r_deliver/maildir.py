@@ -15,6 +15,7 @@ from .config import Settings
 from .errors import StateError
 from .mail import Mail
 from .plan import Outcome, Plan
+from .states import Action, Decision
 
 
 def ensure_maildir(path: Path) -> Path:
@@ -56,12 +57,12 @@ def keep_stopped(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = 
     """A mail stopped before filing, kept byte for byte as received: held mail always in
     the hold Maildir, dropped mail in keep_dropped when set. A failed write is a
     StateError (the mail system keeps the mail), never a lost mail."""
-    holding = plan.action == "hold"
+    holding = plan.action == Action.HOLD
     folder = settings.guard.hold if holding else settings.guard.keep_dropped
     if dry_run:
-        return Outcome("planned")
+        return Outcome(Decision.PLANNED)
     saved = deliver_to_maildir(folder, mail.received.raw) if folder else None
-    return Outcome("held" if holding else "dropped", saved=saved)
+    return Outcome(Decision.HELD if holding else Decision.DROPPED, saved=saved)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -19,13 +19,15 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import log
 from .config import Settings
 from .errors import Busy, DeliveryError, LedgerDamaged, StateError
 from .mailkey import delivery_key
-from .ledger import DROPPED, FAILED, FILED, QUARANTINED, Claim, Ledger, Row
+from .ledger import Claim, Ledger, Row
 from .maildir import deliver_to_maildir
 from .plan import Attempt, Outcome, Plan
 from .read import Received
+from .states import ClaimVerdict, Decision, RowState
 
 #: Redmine's clock and ours may differ: a search by creation time starts this much earlier.
 CLOCK_SLACK = 600.0
@@ -37,9 +39,15 @@ def quarantine_dir(settings: Settings) -> Path:
     return settings.state_dir / "quarantine"
 
 
+def deadline(settings: Settings) -> int:
+    """Seconds one delivery may take in all (pipeline's alarm): room for the few requests
+    a mail needs, each within the timeout."""
+    return int(settings.timeout * 6) + 5
+
+
 def longest_attempt(settings: Settings) -> float:
-    """No attempt runs longer (pipeline's deadline); an older one in flight is stale."""
-    return settings.timeout * 6 + 5 + 60
+    """No attempt runs longer than the deadline; an older one in flight is stale."""
+    return deadline(settings) + 60
 
 
 def begin(received: Received, settings: Settings, *, replay: bool = False) -> "Delivery":
@@ -93,7 +101,7 @@ def _claim(ledger: Ledger, key: str, settings: Settings, replay: bool) -> Claim:
     waited_until = time.monotonic() + settings.timeout
     while True:
         claim = ledger.claim(key, replay=replay)
-        if claim.verdict != "busy":
+        if claim.verdict != ClaimVerdict.BUSY:
             return claim
         if time.monotonic() >= waited_until:
             row = claim.row
@@ -131,12 +139,12 @@ class Delivery:
     def own_issue(self, message_id: str) -> int | None:
         """The issue a mail we delivered was filed as (or noted on): a reply to it threads."""
         row = self.ledger.get(f"<{message_id}>")
-        return row.issue_id if row is not None and row.state == FILED else None
+        return row.issue_id if row is not None and row.state == RowState.FILED else None
 
     @property
     def settled(self) -> Outcome | None:
         """The earlier outcome, when there is nothing to deliver."""
-        if self.claim.verdict != "settled":
+        if self.claim.verdict != ClaimVerdict.SETTLED:
             return None
         return _earlier(self.claim.row, self.settings)
 
@@ -145,33 +153,33 @@ class Delivery:
         guard did with it. Never raises: the mail is settled whatever the ledger says, so
         a ledger that fails now only costs a look-up on redelivery."""
         try:
-            if outcome.decision in ("filed", "duplicate"):
-                self.ledger.settle(self.key, FILED, issue_id=outcome.issue_id)
+            if outcome.decision in (Decision.FILED, Decision.DUPLICATE):
+                self.ledger.settle(self.key, RowState.FILED, issue_id=outcome.issue_id)
             elif plan is not None and plan.guard:
-                self.ledger.settle(self.key, DROPPED, guard=plan.guard)
+                self.ledger.settle(self.key, RowState.DROPPED, guard=plan.guard)
         except DeliveryError as trouble:
             trouble_note = f"the ledger could not record it: {trouble.reason}"
-            return replace(outcome, note=join_notes(outcome.note, trouble_note))
+            return replace(outcome, note=log.join_notes(outcome.note, trouble_note))
         return outcome
 
     def failed(self, failure: DeliveryError) -> Outcome | None:
         """Record a failed attempt; returns the "quarantined" outcome when the mail leaves
         the retry loop, else None (the mail system keeps it: 75). Never raises: trouble
         recording is added to the failure's reason, and the mail is kept."""
-        if self.claim.verdict != "go":
+        if self.claim.verdict != ClaimVerdict.GO:
             return None
         try:
             row = self.ledger.fail(self.key, failure, unsure_since=self._unsure_after(failure),
-                                   state=QUARANTINED if self.replay else FAILED)
+                                   state=RowState.QUARANTINED if self.replay else RowState.FAILED)
             why = None if self.replay else _why_give_up(row, failure, self.settings)
             if why is None:
                 return None
             kept = deliver_to_maildir(quarantine_dir(self.settings), self.received.raw)
-            self.ledger.settle(self.key, QUARANTINED, quarantine=str(kept))
+            self.ledger.settle(self.key, RowState.QUARANTINED, quarantine=str(kept))
         except DeliveryError as trouble:
             failure.reason = f"{failure.reason} (then: {trouble.reason})"
             return None
-        return Outcome("quarantined", note=f"{why}; kept in {kept}")
+        return Outcome(Decision.QUARANTINED, note=f"{why}; kept in {kept}")
 
     def _unsure_after(self, failure: DeliveryError) -> float | None:
         """When an attempt that may have filed the mail began, if one did: the earlier
@@ -194,12 +202,12 @@ def _why_give_up(row: Row, failure: DeliveryError, settings: Settings) -> str | 
 
 
 def _earlier(row: Row, settings: Settings) -> Outcome:
-    if row.state == FILED:
-        return Outcome("duplicate", row.issue_id, f"{settings.url}/issues/{row.issue_id}",
+    if row.state == RowState.FILED:
+        return Outcome(Decision.DUPLICATE, row.issue_id, f"{settings.url}/issues/{row.issue_id}",
                        note=f"duplicate of #{row.issue_id}")
-    if row.state == DROPPED:
-        return Outcome("duplicate", note=f"duplicate of a mail dropped by {row.guard}")
-    return Outcome("duplicate", note=f"duplicate of a quarantined mail ({row.quarantine})")
+    if row.state == RowState.DROPPED:
+        return Outcome(Decision.DUPLICATE, note=f"duplicate of a mail dropped by {row.guard}")
+    return Outcome(Decision.DUPLICATE, note=f"duplicate of a quarantined mail ({row.quarantine})")
 
 
 def _age(seconds: float) -> str:
@@ -207,7 +215,3 @@ def _age(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
-
-
-def join_notes(*notes: str | None) -> str | None:
-    return "; ".join(n for n in notes if n) or None

@@ -75,29 +75,9 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
     finally:
         if delivery:
             delivery.close()
-    key = delivery.key if delivery else None
-    by_msgid = key is not None and key.startswith("<")
-    line = log.summary(
-        # A duplicate is answered from the ledger before parsing: its key is the Message-ID.
-        msgid=mail.message_id if mail else (key[1:-1] if by_msgid else None),
-        key=key if key and not by_msgid else None,
-        sender=(mail.sender.addr if mail and mail.sender else None),
-        decision=outcome.decision if outcome else ("tempfail" if failure.temporary else "refused"),
-        issue=f"#{outcome.issue_id}" if outcome and outcome.issue_id else None,
-        action=plan.action if plan and plan.action == "note" and outcome and outcome.decision == "filed" else None,
-        author=outcome.author if outcome else None,
-        project=plan.project if plan and plan.action == "create" else None,
-        route=plan.route if plan and plan.action == "create" else None,
-        guard=plan.guard if plan else None,
-        reason=plan.reason if plan and plan.guard else None,
-        warnings="; ".join(plan.warnings) if plan and plan.warnings else None,
-        fault=failure.fault if failure else None,
-        error=failure.reason if failure else None,
-        note=once.join_notes(outcome.note if outcome else None, delivery.note if delivery else None),
-        url=outcome.url if outcome else None,
-        saved=outcome.saved if outcome else None,
-        ms=int((time.monotonic() - started) * 1000),
-    )
+    line = log.delivery_line(mail, delivery.key if delivery else None, plan, outcome, failure,
+                             ledger_note=delivery.note if delivery else None,
+                             ms=int((time.monotonic() - started) * 1000))
     status = exit_status(failure, outcome.decision if outcome else None)
     log.emit(line, settings, failed=failure is not None, verbose=run.verbose, stderr=stderr)
     return Result(outcome, failure, status)
@@ -116,7 +96,7 @@ class _interruptible:
     settings: Settings
 
     def __enter__(self):
-        self.seconds = int(self.settings.timeout * 6) + 5
+        self.seconds = once.deadline(self.settings)
         self.previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, self._terminated)}
         if hasattr(signal, "SIGALRM"):
             self.previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._expired)

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .states import Action, Decision, Via
+
 
 @dataclass(frozen=True)
 class PlannedAttachment:
@@ -59,9 +61,7 @@ class Person:
 class ThreadRef:
     """One sign that the mail answers an existing issue, strongest first in a Plan."""
 
-    #: "issue" or "journal" (a Redmine Message-ID token), "ours" (a mail we filed),
-    #: or "subject" (the ``[… #N]`` tag).
-    via: str
+    via: Via
     issue_id: int | None = None
     journal_id: int | None = None
     #: A journal token's creation time (UTC, ISO 8601): where to start looking for its issue.
@@ -70,9 +70,7 @@ class ThreadRef:
 
 @dataclass(frozen=True)
 class Plan:
-    #: "create" a new issue, "note" on an existing one, "drop" the mail (a guard fired),
-    #: or "hold" it (the rate limit).
-    action: str
+    action: Action
     message_id: str | None
     sender: str | None
     subject: str = ""
@@ -126,9 +124,7 @@ def size_text(size: int) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    #: "filed", "duplicate" (already in Redmine), "dropped", "held", "quarantined", or
-    #: "planned" (dry run).
-    decision: str
+    decision: Decision
     issue_id: int | None = None
     url: str | None = None
     #: The login the issue or note was filed as.

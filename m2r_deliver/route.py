@@ -18,6 +18,7 @@ from . import form, identity, keywords, quotes, thread
 from .config import Route, Settings
 from .mail import Mail
 from .plan import Person, Plan, PlannedAttachment, ThreadRef
+from .states import Action
 
 SUBJECT_LIMIT = 255  # Redmine's issues.subject column
 
@@ -62,7 +63,7 @@ def _new_issue(mail: Mail, settings: Settings) -> Plan:
     description = truncate_at_delimiters(body, settings.body_delimiters, regex=settings.body_delimiters_regex)
     found, warnings = keywords.find(description, settings.allow_override, project_given=bool(project))
     return Plan(
-        action="create",
+        action=Action.CREATE,
         message_id=mail.message_id,
         sender=mail.sender.addr if mail.sender else None,
         subject=issue_subject(subject, settings.empty_subject),
@@ -103,7 +104,7 @@ def plan_note(mail: Mail, settings: Settings, refs: tuple[ThreadRef, ...], new: 
     found, warnings = keywords.find(notes, settings.allow_override, project_given=True)
     return replace(
         new,
-        action="note",
+        action=Action.NOTE,
         description="",
         project=None,
         fields={},  # Redmine likewise ignores the new-issue defaults on a reply
@@ -128,7 +129,7 @@ def _form_values(mail: Mail, settings: Settings) -> dict[str, str]:
     return form.read_fields(mail.body, labels) if labels and form.applies(mail, settings) else {}
 
 
-def plan_drop(mail: Mail, guard: str, reason: str, action: str = "drop") -> Plan:
+def plan_drop(mail: Mail, guard: str, reason: str, action: Action = Action.DROP) -> Plan:
     """A mail a guard stopped: dropped, or held by the rate limit (*action* "hold")."""
     return Plan(
         action=action,

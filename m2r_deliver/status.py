@@ -9,7 +9,8 @@ from typing import TextIO
 
 from .config import Settings
 from .errors import EX_CHECK_FAILED, EX_OK, StateError
-from .ledger import FILE_NAME, IN_FLIGHT, Ledger, Row
+from .ledger import FILE_NAME, Ledger, Row
+from .states import RowState
 from .once import longest_attempt, quarantine_dir
 
 
@@ -29,7 +30,7 @@ def status(settings: Settings, out: TextIO, recent: int = 20) -> int:
         return EX_CHECK_FAILED
     print(f"ledger      {path}: {sum(counts.values())} mails remembered "
           f"(each for {_days(settings.keep_for)} after its last attempt)", file=out)
-    states = ("filed", "dropped", "quarantined", "failed", "in_flight")
+    states = (RowState.FILED, RowState.DROPPED, RowState.QUARANTINED, RowState.FAILED, RowState.IN_FLIGHT)
     print("            " + ", ".join(f"{state.replace('_', ' ')} {counts.get(state, 0)}" for state in states), file=out)
     box = quarantine_dir(settings)
     waiting, replayed = _count(box / "new"), _count(box / "cur")
@@ -46,13 +47,13 @@ def status(settings: Settings, out: TextIO, recent: int = 20) -> int:
 
 
 def _state(row: Row) -> str:
-    if row.state == "filed":
+    if row.state == RowState.FILED:
         return f"filed #{row.issue_id}"
-    if row.state == "dropped":
+    if row.state == RowState.DROPPED:
         return f"dropped by {row.guard}"
-    if row.state == "quarantined":
+    if row.state == RowState.QUARANTINED:
         return f"quarantined ({row.fault}: {row.error})"
-    if row.state == IN_FLIGHT:
+    if row.state == RowState.IN_FLIGHT:
         return f"in flight (pid {row.pid} on {row.host} since {_when(row.started_at)})"
     unknown = ", outcome of an attempt unknown" if row.outcome_unknown else ""
     return f"failed{unknown} ({row.fault}: {row.error})"

@@ -17,6 +17,7 @@ from typing import Callable
 
 from .mail import Mail
 from .plan import ThreadRef
+from .states import Via
 
 # The same shapes Redmine's mail handler accepts (facts of its format).
 _TOKEN = re.compile(r"^redmine\.([a-z0-9_]+)-(\d+)\.(\d+)(?:\.[a-f0-9]+)?@")
@@ -41,15 +42,15 @@ def references(mail: Mail, own_issue: OwnIssueLookup = issue_of_own_message) -> 
     mails we filed, the subject tag."""
     replied_to = (*mail.in_reply_to, *reversed(mail.references))
     tokens = [ref for ref in map(_token_ref, replied_to) if ref]
-    found = [ref for ref in tokens if ref.via == "issue"] + [ref for ref in tokens if ref.via == "journal"]
+    found = [ref for ref in tokens if ref.via == Via.ISSUE] + [ref for ref in tokens if ref.via == Via.JOURNAL]
     for message_id in replied_to:
         if not _TOKEN.match(message_id):
             issue_id = own_issue(message_id)
             if issue_id:
-                found.append(ThreadRef("ours", issue_id=issue_id))
+                found.append(ThreadRef(Via.OURS, issue_id=issue_id))
     tag = subject_issue_id(mail.subject)
     if tag:
-        found.append(ThreadRef("subject", issue_id=tag))
+        found.append(ThreadRef(Via.SUBJECT, issue_id=tag))
     return tuple(dict.fromkeys(found))
 
 
@@ -64,9 +65,9 @@ def _token_ref(message_id: str) -> ThreadRef | None:
         return None
     kind, number, stamp = match.group(1), int(match.group(2)), match.group(3)
     if kind == "issue":
-        return ThreadRef("issue", issue_id=number)
+        return ThreadRef(Via.ISSUE, issue_id=number)
     if kind == "journal":
-        return ThreadRef("journal", journal_id=number, since=_since(stamp))
+        return ThreadRef(Via.JOURNAL, journal_id=number, since=_since(stamp))
     return None  # forum messages and news are not issues
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from m2r_deliver.errors import LedgerDamaged, OutcomeUnknown, RedmineRefused, StateError
 from m2r_deliver.mailkey import delivery_key
-from m2r_deliver.ledger import FILE_NAME, FILED, IN_FLIGHT, Ledger
+from m2r_deliver.ledger import FILE_NAME, Ledger
+from m2r_deliver.states import RowState
 from m2r_deliver.read import Received, read_message
 from mailfactory import make_mail
 
@@ -61,8 +62,8 @@ def test_digest_ignores_what_the_mail_system_adds():
 def test_first_claim_goes_then_a_settled_mail_is_settled(tmp_path):
     with open_ledger(tmp_path) as ledger:
         claim = ledger.claim("<a@x>")
-        assert claim.verdict == "go" and claim.row.state == IN_FLIGHT and claim.row.attempts == 1
-        ledger.settle("<a@x>", FILED, issue_id=42)
+        assert claim.verdict == "go" and claim.row.state == RowState.IN_FLIGHT and claim.row.attempts == 1
+        ledger.settle("<a@x>", RowState.FILED, issue_id=42)
         again = ledger.claim("<a@x>")
         assert again.verdict == "settled" and again.row.issue_id == 42
     assert oct((tmp_path / "state" / FILE_NAME).stat().st_mode & 0o777) == "0o600"
@@ -105,7 +106,7 @@ def test_failures_count_refusals_not_temporary_ones(tmp_path):
 def test_old_rows_are_forgotten_when_new_mail_comes(tmp_path):
     with open_ledger(tmp_path, keep_for=100) as ledger:
         ledger.claim("<old@x>")
-        ledger.settle("<old@x>", FILED, issue_id=1)
+        ledger.settle("<old@x>", RowState.FILED, issue_id=1)
         ledger.db.execute("UPDATE deliveries SET last_at = last_at - 1000")
         ledger.claim("<new@x>")
         assert ledger.get("<old@x>") is None and ledger.get("<new@x>") is not None

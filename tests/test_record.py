@@ -9,7 +9,8 @@ import pytest
 from m2r_deliver import guards, pipeline
 from m2r_deliver.config import load
 from m2r_deliver.errors import ConfigError
-from m2r_deliver.ledger import DROPPED, QUARANTINED, Ledger
+from m2r_deliver.ledger import Ledger
+from m2r_deliver.states import RowState
 from m2r_deliver.read import read_message
 from fakeserver import answering
 from mailfactory import make_mail
@@ -38,7 +39,7 @@ def test_a_dropped_mail_is_recorded_and_a_copy_is_a_duplicate(offline_site, monk
     first = deliver(settings, mail)
     assert (first.status, first.outcome.decision) == (0, "dropped")
     row = ledger_row(settings, "<ooo-reply-1@example.org>")
-    assert (row.state, row.guard) == (DROPPED, "auto-reply")
+    assert (row.state, row.guard) == (RowState.DROPPED, "auto-reply")
     again = deliver(settings, mail)
     assert (again.status, again.outcome.decision) == (0, "duplicate")
     assert again.outcome.note == "duplicate of a mail dropped by auto-reply"
@@ -55,7 +56,7 @@ def test_our_own_bug_is_retried_then_quarantined_not_looped_forever(offline_site
     assert result.status == 0 and result.outcome.decision == "quarantined"
     assert result.failure.fault == "ours" and "a bug in the parser" in result.failure.reason
     row = ledger_row(settings, "<crash-1@example.org>")
-    assert row.state == QUARANTINED
+    assert row.state == RowState.QUARANTINED
     assert open(row.quarantine, "rb").read() == mail
 
 

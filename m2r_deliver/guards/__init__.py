@@ -21,6 +21,7 @@ from typing import Protocol
 
 from ..config import Settings
 from ..mail import Mail
+from ..states import Action
 from .addresses import is_trusted
 from .automatic import AutoReply, AutoSubmitted
 from .bounce import Bounce
@@ -36,7 +37,7 @@ class Verdict:
     guard: str
     reason: str
     #: "drop" the mail, or "hold" it in the hold Maildir (the rate limit).
-    action: str = "drop"
+    action: Action = Action.DROP
 
 
 class Guard(Protocol):
@@ -79,4 +80,4 @@ def decide(mail: Mail, settings: Settings, *, record: bool = True) -> Verdict | 
     if verdict or (BREAKER.trust_overrides and is_trusted(mail, settings)):
         return verdict
     reason = BREAKER.admit(mail, settings, record=record)
-    return Verdict(BREAKER.name, reason, action="hold") if reason else None
+    return Verdict(BREAKER.name, reason, action=Action.HOLD) if reason else None

@@ -1,0 +1,77 @@
+"""The named states: every decision, action, ledger state, claim verdict and fault class
+has one member here. Each is a ``str`` whose value is exactly what the log line, the
+ledger and ``--dry-run`` have always shown, so the names change nothing on the outside.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class _Named(str, Enum):
+    """A state that is its value wherever it is written (log, ledger, JSON)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Action(_Named):
+    """What a Plan asks for."""
+
+    CREATE = "create"  # a new issue
+    NOTE = "note"  # a note on the issue the mail answers
+    DROP = "drop"  # a guard or a sender rule stopped the mail
+    HOLD = "hold"  # the rate limit keeps the mail in the hold Maildir
+
+
+class Decision(_Named):
+    """What became of a mail: the log line's ``decision=``."""
+
+    FILED = "filed"
+    DUPLICATE = "duplicate"  # already in Redmine, or settled in the ledger
+    DROPPED = "dropped"
+    HELD = "held"
+    QUARANTINED = "quarantined"
+    PLANNED = "planned"  # --dry-run
+    TEMPFAIL = "tempfail"  # a failure that may heal: the mail system keeps the mail
+    REFUSED = "refused"  # a failure that will not heal, still kept until the ledger gives up
+
+
+class RowState(_Named):
+    """A ledger row's state. "Outcome unknown" is not a state of its own: it is
+    ``unsure_since`` set on a row that is not settled (see ledger.Row.outcome_unknown)."""
+
+    IN_FLIGHT = "in_flight"
+    FILED = "filed"
+    DROPPED = "dropped"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+
+
+class ClaimVerdict(_Named):
+    """The ledger's answer to "may this process deliver the mail now?"."""
+
+    GO = "go"  # this process delivers
+    SETTLED = "settled"  # nothing to do: the row says what became of it
+    BUSY = "busy"  # another live process is delivering it
+
+
+class Fault(_Named):
+    """Whose fault a failure is (errors.py), which decides what the mail system must do."""
+
+    MAIL = "mail"
+    REDMINE = "redmine"
+    CONFIG = "config"
+    STATE = "state"
+    CONCURRENT = "concurrent"
+    STOPPED = "stopped"
+    OURS = "ours"
+
+
+class Via(_Named):
+    """How a mail was found to answer an issue (plan.ThreadRef), strongest first."""
+
+    ISSUE = "issue"  # a Redmine issue Message-ID token
+    JOURNAL = "journal"  # a Redmine note Message-ID token
+    OURS = "ours"  # a mail this program filed
+    SUBJECT = "subject"  # the ``[… #N]`` subject tag
