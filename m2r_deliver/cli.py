@@ -154,6 +154,6 @@ def _early_failure(command: str, exc: DeliveryError, verbose: bool, log_file: Pa
     if command in SUBCOMMANDS:  # interactive: say it
         print(f"FAIL config: {exc}", file=sys.stdout)
         return EX_CHECK_FAILED
-    log.emit(log.summary(decision=Decision.TEMPFAIL, fault=exc.fault, error=exc.reason), None, failed=True, verbose=verbose,
-             log_file=log_file or getattr(exc, "log_file", None))
+    log.emit(log.summary(decision=Decision.TEMPFAIL, fault=exc.fault, error=exc.reason), None, failed=True,
+             verbose=verbose, log_file=log_file or getattr(exc, "log_file", None))
     return exit_status(exc)

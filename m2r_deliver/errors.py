@@ -7,7 +7,12 @@ config's may heal, and our own bugs must never lose the mail.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .states import Decision, Fault
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EX_OK = 0
 EX_TEMPFAIL = 75  # the only status every MDA caller reads as "keep it, try again"
@@ -36,7 +41,7 @@ class ConfigError(DeliveryError):
         super().__init__(f"{where}: {reason}" if where else reason)
         self.file, self.key = file, key
         #: Where to log this mistake, when the config got far enough to say.
-        self.log_file = None
+        self.log_file: Path | None = None
 
 
 class MailError(DeliveryError):

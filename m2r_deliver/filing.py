@@ -91,32 +91,33 @@ class Site:
         return do(instead), instead
 
 
-def _keyed_defaults(plan: Plan, site: Site) -> tuple[Keyed, dict[str, Any]]:
-    """The mail's keywords resolved, and the API attributes of the configured values in
-    the project they lead to. A project the mail names that lacks a configured value is
-    ignored; a configured value Redmine lacks everywhere is the config's mistake."""
+def _keyed_defaults(plan: Plan, site: Site) -> tuple[Keyed, str, dict[str, Any]]:
+    """The mail's keywords resolved, the project they lead to, and the API attributes of
+    the configured values there. A project the mail names that lacks a configured value
+    is ignored; a configured value Redmine lacks everywhere is the config's mistake."""
     resolver = site.resolver
     keyed = resolve_keywords(resolver, plan.project, plan.keywords)
-    if not keyed.project:
+    project = keyed.project
+    if not project:
         raise ConfigError("no project for this mail: set [issue] project, a [[route]] project, or pass --project")
-    fields, unknown = resolve_fields(resolver, keyed.project, plan.fields)
-    if unknown and plan.project and keyed.project != plan.project:
-        named = keyed.project
-        keyed = resolve_keywords(resolver, plan.project, tuple(k for k in plan.keywords if k.attribute != "project"))
+    fields, unknown = resolve_fields(resolver, project, plan.fields)
+    if unknown and plan.project and project != plan.project:
+        named, project = project, plan.project
+        keyed = resolve_keywords(resolver, project, tuple(k for k in plan.keywords if k.attribute != "project"))
         keyed = replace(keyed, warnings=(f"project {named!r} ignored: it lacks {', '.join(unknown)}", *keyed.warnings))
-        fields, unknown = resolve_fields(resolver, plan.project, plan.fields)
+        fields, unknown = resolve_fields(resolver, project, plan.fields)
     if unknown:
         raise ConfigError(f"unknown in Redmine: {', '.join(unknown)} (run: m2r-deliver check)", key=plan.route)
-    return keyed, fields
+    return keyed, project, fields
 
 
 def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcome, Plan]:
     settings, attempt = site.settings, site.attempt
-    keyed, defaults = _keyed_defaults(plan, site)
+    keyed, project, defaults = _keyed_defaults(plan, site)
     marker_id = _marker_field(site.resolver, settings)
     if marker_id is not None:
         defaults = merged(defaults, {"custom_fields": [{"id": marker_id, "value": attempt.key}]})
-    plan = replace(plan, project=keyed.project, warnings=plan.warnings + keyed.warnings)
+    plan = replace(plan, project=project, warnings=plan.warnings + keyed.warnings)
     acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, site.directory, settings,
                              defaults["project_id"], identity.NEW_ISSUE_PERMISSIONS, dry_run=dry_run)
     if isinstance(acting, Ignored):
@@ -125,8 +126,8 @@ def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outc
     def prepare(acting: Acting) -> _Filing:
         record = _requester_record(plan, acting, site)
         fields = defaults
-        if record.set_custom_field:
-            extra, unknown = resolve_fields(site.resolver, keyed.project,
+        if record.set_custom_field and plan.requester:
+            extra, unknown = resolve_fields(site.resolver, project,
                                             {"custom_fields": {settings.requester_field: plan.requester.addr}})
             if unknown:
                 raise ConfigError(f"unknown in Redmine: {', '.join(unknown)}", key="sender.requester_field")
@@ -276,7 +277,8 @@ def _file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
     # text written since then (an identical older note, "Thanks!", is not this mail's).
     if attempt.look_first and attempt.since is not None:
         if find_note(site.connection, issue.id, api_fields["notes"], attempt.since):
-            return Outcome(Decision.DUPLICATE, issue.id, _url(settings, issue.id), note=f"duplicate of a note on #{issue.id}"), plan
+            return Outcome(Decision.DUPLICATE, issue.id, _url(settings, issue.id),
+                           note=f"duplicate of a note on #{issue.id}"), plan
         attempt.looked = True
 
     def note_as(acting: Acting) -> Plan:
@@ -308,8 +310,10 @@ def _answered_issue(plan: Plan, site: Site) -> tuple[tuple[IssueState, bool] | N
         if ref.issue_id:
             tried.add(ref.issue_id)
             issue = issue_state(site.connection, ref.issue_id)
-        else:
+        elif ref.journal_id:
             issue = issue_of_journal(site.connection, ref.journal_id, ref.since)
+        else:
+            continue  # neither an issue nor a note to look up
         if issue is None:
             why = f"issue #{ref.issue_id} does not exist" if ref.issue_id else f"note {ref.journal_id} not found"
             continue

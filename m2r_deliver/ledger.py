@@ -147,8 +147,9 @@ class Ledger:
                                 (now - self.keep_for, RowState.IN_FLIGHT))
                 self.db.execute(
                     "INSERT INTO deliveries (key, state, attempts, refusals, first_at, last_at, pid, host, started_at)"
-                    " VALUES (?, ?, 1, 0, ?, ?, ?, ?, ?)", (key, RowState.IN_FLIGHT, now, now, self.pid, self.host, now))
-                return Claim(ClaimVerdict.GO, self._row(key))
+                    " VALUES (?, ?, 1, 0, ?, ?, ?, ?, ?)",
+                    (key, RowState.IN_FLIGHT, now, now, self.pid, self.host, now))
+                return Claim(ClaimVerdict.GO, self._written(key))
             if row.state in SETTLED_STATES and not (replay and row.state == RowState.QUARANTINED):
                 return Claim(ClaimVerdict.SETTLED, row)
             if row.state == RowState.IN_FLIGHT and self._alive(row, now):
@@ -160,7 +161,7 @@ class Ledger:
                 "UPDATE deliveries SET state = ?, attempts = attempts + 1, refusals = ?, last_at = ?,"
                 " unsure_since = ?, pid = ?, host = ?, started_at = ? WHERE key = ?",
                 (RowState.IN_FLIGHT, 0 if replay else row.refusals, now, unsure, self.pid, self.host, now, key))
-            return Claim(ClaimVerdict.GO, self._row(key))
+            return Claim(ClaimVerdict.GO, self._written(key))
 
     def settle(self, key: str, state: RowState, *, issue_id: int | None = None, guard: str | None = None,
                quarantine: str | None = None) -> None:
@@ -182,7 +183,7 @@ class Ledger:
                 " pid = NULL, host = NULL, started_at = NULL, fault = ?, error = ? WHERE key = ?",
                 (state, time.time(), 0 if failure.temporary else 1, unsure_since, failure.fault, failure.reason,
                  key))
-            return self._row(key)
+            return self._written(key)
 
     # -- questions ----------------------------------------------------------------------
 
@@ -220,10 +221,17 @@ class Ledger:
         values = self.db.execute("SELECT * FROM deliveries WHERE key = ?", (key,)).fetchone()
         return Row(*values) if values else None
 
+    def _written(self, key: str) -> Row:
+        """The row this transaction has just written."""
+        row = self._row(key)
+        if row is None:
+            raise StateError(f"the ledger {self.path} lost the row it was writing")
+        return row
+
     def _alive(self, row: Row, now: float) -> bool:
         """Whether the attempt in flight may still be running. On this host the process
         is asked; elsewhere (or after a pid was reused) only its age can tell."""
-        if row.started_at is None or now - row.started_at > self.stale_after:
+        if row.started_at is None or row.pid is None or now - row.started_at > self.stale_after:
             return False
         if row.host != self.host:
             return True

@@ -195,8 +195,8 @@ def _is_attachment(part: Message) -> bool:
 
 
 def _text_of(part: Message) -> str:
-    payload = part.get_payload(decode=True) or b""
-    return charsets.decode(payload, part.get_content_charset())
+    payload = part.get_payload(decode=True)
+    return charsets.decode(payload if isinstance(payload, bytes) else b"", part.get_content_charset())
 
 
 def _leaf_parts(msg: Message):
@@ -318,7 +318,8 @@ def _decoded_chunks(part: Message) -> Iterator[bytes]:
     payload = part.get_payload()
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if not isinstance(payload, str) or not payload.isascii() or encoding in _UUENCODE:
-        yield part.get_payload(decode=True) or b""
+        decoded = part.get_payload(decode=True)
+        yield decoded if isinstance(decoded, bytes) else b""
     elif encoding == "base64":
         yield from _base64_chunks(payload)
     elif encoding == "quoted-printable":

@@ -60,8 +60,9 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
             if outcome is None:
                 mail = parse(received)
                 verdict = guards.decide(mail, settings, record=not run.dry_run)
+                own_issue = delivery.own_issue if delivery else issue_of_own_message
                 plan = (plan_drop(mail, verdict.guard, verdict.reason, verdict.action) if verdict
-                        else plan_issue(mail, settings, own_issue=delivery.own_issue if delivery else issue_of_own_message))
+                        else plan_issue(mail, settings, own_issue=own_issue))
                 attempt = delivery.attempt if delivery else Attempt(delivery_key(received))
                 outcome, plan = execute(plan, mail, settings, attempt, dry_run=run.dry_run)
                 if run.dry_run:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from .config import Settings
 from .errors import EX_CHECK_FAILED, EX_OK
 from .once import quarantine_dir
 from .pipeline import Run, deliver_one
-from .read import read_message
+from .read import Received, read_message
+from .states import Decision
 
 REPLAYED_FLAGS = ":2,PS"
 
@@ -31,10 +32,11 @@ def replay(settings: Settings, maildir: Path | None, out: TextIO) -> int:
     except OSError as exc:
         print(f"FAIL {box}: not a readable Maildir ({exc.strerror})", file=out)
         return EX_CHECK_FAILED
-    settled, left = {}, 0
+    settled: dict[Decision, int] = {}
+    left = 0
     for name in names:
         path = new / name
-        result = deliver_one(lambda: read_message(io.BytesIO(path.read_bytes())), io.StringIO(), io.StringIO(),
+        result = deliver_one(_reader(path), io.StringIO(), io.StringIO(),
                              settings, Run(replay=True, verbose=False))
         outcome = result.outcome
         if result.status == EX_OK and outcome is not None:
@@ -60,3 +62,7 @@ def _mark_replayed(path: Path, box: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def _reader(path: Path) -> Callable[[], Received]:
+    return lambda: read_message(io.BytesIO(path.read_bytes()))

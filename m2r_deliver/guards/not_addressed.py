@@ -17,5 +17,6 @@ class NotAddressed:
         catch = settings.guard.catch_addresses
         if not catch or first_match(mail.recipients, catch):
             return None
-        shown = ", ".join(mail.recipients[:3]) + (f" and {len(mail.recipients) - 3} more" if len(mail.recipients) > 3 else "")
+        more = len(mail.recipients) - 3
+        shown = ", ".join(mail.recipients[:3]) + (f" and {more} more" if more > 0 else "")
         return f"addressed to none of the catch addresses ({shown or 'no recipients'})"

@@ -35,7 +35,8 @@ def translated_errors(doing: str, *, acting: bool = False) -> Iterator[None]:
     except rx.ForbiddenError:
         if acting:
             raise RedmineRefused(f"{doing}: 403 Forbidden for the user acted as", status=403) from None
-        raise RedmineUnavailable(f"{doing}: 403 Forbidden: REST API disabled, or the key's user may not do this") from None
+        raise RedmineUnavailable(f"{doing}: 403 Forbidden: REST API disabled, "
+                                 "or the key's user may not do this") from None
     except requests.Timeout as exc:
         raise RedmineUnavailable(f"{doing}: no answer within the timeout ({type(exc).__name__})") from None
     except requests.exceptions.SSLError as exc:

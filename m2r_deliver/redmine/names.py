@@ -3,13 +3,16 @@ Redmine's API wants them, looked up through the name cache."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, TypeVar
 
 from redminelib import Redmine, exceptions as rx
 
 from ..errors import RedmineRefused
 from .cache import NameCache
 from .client import translated_errors
+
+
+T = TypeVar("T")
 
 
 def _fold(name: str) -> str:
@@ -22,9 +25,13 @@ class Resolver:
     def __init__(self, redmine: Redmine, cache: NameCache):
         self.redmine, self.cache = redmine, cache
 
-    def _lookup(self, kind: str, name: str, fetch) -> int | None:
+    def _id(self, kind: str, name: str, fetch: Callable[[], Iterable[tuple[str, int]]]) -> int | None:
+        """The id of *name*; a number is taken as the id."""
         if isinstance(name, int) or str(name).isdigit():
             return int(name)
+        return self._lookup(kind, name, fetch)
+
+    def _lookup(self, kind: str, name: str, fetch: Callable[[], Iterable[tuple[str, T]]]) -> T | None:
         ids = self.cache.get(kind)
         if ids is None or _fold(name) not in ids:
             with translated_errors(f"looking up {kind.split(':')[0]} names"):
@@ -33,25 +40,25 @@ class Resolver:
         return ids.get(_fold(name))
 
     def tracker(self, name: str) -> int | None:
-        return self._lookup("trackers", name, lambda: ((t.name, t.id) for t in self.redmine.tracker.all()))
+        return self._id("trackers", name, lambda: ((t.name, t.id) for t in self.redmine.tracker.all()))
 
     def status(self, name: str) -> int | None:
-        return self._lookup("statuses", name, lambda: ((s.name, s.id) for s in self.redmine.issue_status.all()))
+        return self._id("statuses", name, lambda: ((s.name, s.id) for s in self.redmine.issue_status.all()))
 
     def priority(self, name: str) -> int | None:
-        return self._lookup(
+        return self._id(
             "priorities", name,
             lambda: ((p.name, p.id) for p in self.redmine.enumeration.filter(resource="issue_priorities")),
         )
 
     def category(self, project: str, name: str) -> int | None:
-        return self._lookup(
+        return self._id(
             f"categories:{project}", name,
             lambda: ((c.name, c.id) for c in self.redmine.issue_category.filter(project_id=project)),
         )
 
     def version(self, project: str, name: str) -> int | None:
-        return self._lookup(
+        return self._id(
             f"versions:{project}", name,
             lambda: ((v.name, v.id) for v in self.redmine.version.filter(project_id=project)),
         )
@@ -71,7 +78,7 @@ class Resolver:
             except rx.ForbiddenError:
                 pass  # listing users needs an admin key; names of members still work
 
-        return self._lookup(f"members:{project}", name, members)
+        return self._id(f"members:{project}", name, members)
 
     def custom_field(self, name: str) -> dict[str, Any] | None:
         """An issue custom field: its id, whether it takes several values, and for a list
@@ -81,7 +88,8 @@ class Resolver:
 
         def fields():
             try:
-                return [(f.name, _definition(f)) for f in self.redmine.custom_field.all() if f.customized_type == "issue"]
+                return [(f.name, _definition(f)) for f in self.redmine.custom_field.all()
+                        if f.customized_type == "issue"]
             except rx.ForbiddenError:
                 return []  # listing custom fields needs an admin key
 
@@ -94,7 +102,7 @@ class Resolver:
             except rx.ForbiddenError:
                 return []  # listing groups needs an admin key
 
-        return self._lookup("groups", name, groups)
+        return self._id("groups", name, groups)
 
     def attribute(self, project: str, name: str, value: Any) -> dict[str, Any] | None:
         """The API's attributes for one named attribute; None when Redmine has no such name."""
@@ -117,7 +125,7 @@ class Resolver:
         return {name: value}
 
     def find_project(self, identifier: str) -> int | None:
-        return self._lookup(
+        return self._id(
             "projects", identifier,
             lambda: ((key, p.id) for p in self.redmine.project.all() for key in (p.identifier, p.name)),
         )

@@ -105,7 +105,7 @@ class Directory:
         """Create the account (its groups must exist first), the way Redmine's mail
         handler does: generated password, account mail unless told not to."""
         group_ids = [self.resolver.group(name) for name in new.groups]
-        unknown = [name for name, gid in zip(new.groups, group_ids) if gid is None]
+        unknown = [name for name, gid in zip(new.groups, group_ids, strict=True) if gid is None]
         if unknown:
             raise ConfigError(f"unknown group(s) {', '.join(unknown)}", key="sender.default_group")
         user_id = self._post_user(new, new.login)
