@@ -140,8 +140,8 @@ def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outc
 
     if dry_run:
         filing = prepare(acting)
-        return Outcome(Decision.PLANNED, author=_login(acting)), replace(plan, description=filing.description(plan),
-                                                                  resolved=filing.shown(keyed))
+        shown = replace(plan, description=filing.description(plan), resolved=filing.shown(keyed))
+        return Outcome(Decision.PLANNED, author=_login(acting)), shown
     if attempt.look_first:
         found = _already_filed(plan, prepare(acting).description(plan), defaults["project_id"], marker_id, site)
         if found is not None:
