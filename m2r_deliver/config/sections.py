@@ -161,7 +161,7 @@ def read_mail(v: Values) -> MailSettings:
         patterns = [re.compile(re.escape(p).replace(r"\*", ".*"), re.IGNORECASE) for p in excluded]
     return MailSettings(body_delimiters=v["body_delimiters"], body_delimiters_regex=regex,
                         empty_subject=v["empty_subject"], prefer_html=v["preferred_body_part"] == "html",
-                        excluded_filenames=tuple(zip(excluded, patterns)))
+                        excluded_filenames=tuple(zip(excluded, patterns, strict=True)))
 
 
 def _compiled(v: Values, name: str, patterns: tuple[str, ...] | list[str], flags: int = re.IGNORECASE
