@@ -73,6 +73,25 @@ class OutcomeUnknown(RedmineUnavailable):
     whether the issue exists must be looked up before filing again."""
 
 
+class MailSystemUnavailable(DeliveryError):
+    """The mail system did not take a mail the program sends (sendmail failed or ran too
+    long, the SMTP host is down or answered 4xx): handed over again on the retry."""
+
+    fault = "mail_system"
+
+
+class MailSystemRefused(DeliveryError):
+    """The mail system refused a mail the program sends for good (5xx, a recipient it will
+    never accept): sending it again cannot succeed."""
+
+    fault = "mail_system"
+    temporary = False
+
+    def __init__(self, reason: str, *, recipients: tuple[str, ...] = ()):
+        super().__init__(reason)
+        self.recipients = recipients
+
+
 class StateError(DeliveryError):
     """The state directory cannot be read or written: never file without a record."""
 

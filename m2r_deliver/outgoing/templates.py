@@ -1,0 +1,85 @@
+"""Templates: the text of a mail the program sends, from a file the operator can edit.
+
+A template is UTF-8 text with ``{name}`` placeholders (``{{`` and ``}}`` for braces);
+only the names in PLACEHOLDERS exist, as plain names: ``{subject.upper}`` or
+``{issue_id!r}`` is a mistake, reported with the file and the placeholder, before any mail
+is sent. English and Japanese acknowledgements are shipped (ack.en.txt, ack.ja.txt); a
+relative name is looked for next to the config file, then among the shipped ones.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ConfigError
+
+PLACEHOLDERS = ("issue_id", "subject", "project", "tracker", "requester", "url")
+SHIPPED = ("ack.en.txt", "ack.ja.txt")
+_LIMIT = 64 * 1024  # bytes: a template is a short text
+
+
+@dataclass(frozen=True)
+class Template:
+    #: Where it was read from, for messages about it.
+    source: str
+    text: str
+
+    def fill(self, values: dict[str, str]) -> str:
+        """The text with every placeholder replaced (all of PLACEHOLDERS must be given)."""
+        missing = set(PLACEHOLDERS) - set(values)
+        if missing:
+            raise ValueError(f"no value for {', '.join(sorted(missing))}")
+        return self.text.format_map({name: str(values[name]) for name in PLACEHOLDERS})
+
+
+def load(name: str | Path, config_dir: Path | None, key: str = "acknowledge.template") -> Template:
+    """Read and check the template *name*: absolute, next to the config, or shipped."""
+    path = Path(name).expanduser()
+    if not path.is_absolute() and config_dir is not None:
+        path = config_dir / path
+    if path.is_absolute() and path.exists():
+        return parse(_read(path, key), str(path), key)
+    if Path(name).name == str(name) and str(name) in SHIPPED:
+        shipped = resources.files(__package__).joinpath("templates", str(name))
+        return parse(shipped.read_bytes(), f"(shipped) {name}", key)
+    raise ConfigError(f"template {path} does not exist (shipped: {', '.join(SHIPPED)})", key=key)
+
+
+def parse(data: bytes, source: str, key: str = "acknowledge.template") -> Template:
+    if len(data) > _LIMIT:
+        raise ConfigError(f"template {source} is larger than {_LIMIT // 1024} KB", key=key)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"template {source} is not UTF-8 (byte {exc.start})", key=key) from None
+    text = text.replace("\r\n", "\n").removeprefix("\ufeff")
+    check(text, source, key)
+    return Template(source, text)
+
+
+def check(text: str, source: str, key: str = "acknowledge.template") -> None:
+    """Every placeholder is one of PLACEHOLDERS, written plainly; braces are balanced."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(text)
+                  if name is not None]
+    except ValueError as exc:
+        raise ConfigError(f"template {source}: {exc} (write {{{{ and }}}} for literal braces)", key=key) from None
+    known = ", ".join("{%s}" % name for name in PLACEHOLDERS)
+    for name, spec, conversion in fields:
+        if name not in PLACEHOLDERS:
+            raise ConfigError(f"template {source}: unknown placeholder {{{name}}} (known: {known})", key=key)
+        if spec or conversion:
+            shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            raise ConfigError(f"template {source}: placeholder {{{shown}}} must be a plain name ({{{name}}})",
+                              key=key)
+
+
+def _read(path: Path, key: str) -> bytes:
+    try:
+        with path.open("rb") as file:
+            return file.read(_LIMIT + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read template {path}: {exc.strerror}", key=key) from None
