@@ -135,7 +135,7 @@ class SMTP:
         check_addresses(envelope_sender, recipients)
         with _smtp_errors(self):
             with self._session() as session:
-                refused = session.sendmail(envelope_sender or "", list(recipients), message)
+                refused = session.sendmail(envelope_sender or "", list(recipients), crlf(message))
             if refused:  # some recipients taken, some not
                 raise smtplib.SMTPRecipientsRefused(refused)
 
@@ -213,6 +213,11 @@ def _classified(exc: Exception, where: str) -> Exception:
     if isinstance(exc, (OSError, smtplib.SMTPException)):  # refused, reset, timed out, closed early
         return MailSystemUnavailable(f"{where}: {exc.__class__.__name__}: {exc}")
     return exc
+
+
+def crlf(message: bytes) -> bytes:
+    """SMTP's line ends (smtplib sends bytes as they are, and servers refuse bare LF)."""
+    return b"".join(line + b"\r\n" for line in message.splitlines())
 
 
 def _text(reply: bytes | str) -> str:
