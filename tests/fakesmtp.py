@@ -40,7 +40,7 @@ class FakeSMTP:
         self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.tcp.daemon_threads = True
         self.port = self.tcp.server_address[1]
-        self.thread = threading.Thread(target=self.tcp.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.tcp.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> "FakeSMTP":
         self.thread.start()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email.charset import BASE64, QP, Charset
 from email.generator import BytesGenerator
 from email.header import Header
-from email.mime.text import MIMEText
+from email.message import Message
 
 from .tokens import Kind
 
@@ -82,12 +82,11 @@ def references_for(message_id: str | None, references: tuple[str, ...]) -> tuple
 def to_bytes(mail: OutgoingMail, *, date: float | None = None) -> bytes:
     """The message as the mail system takes it (``\\n`` line ends)."""
     charset = mail.charset_used
-    message = MIMEText(mail.body if mail.body.endswith("\n") else mail.body + "\n", "plain",
-                       _body_charset(mail.body, charset))
+    message = Message()
     message["From"] = _address_header(_display_name(mail.from_address), _address(mail.from_address), charset)
     message["To"] = ", ".join(_address_header(name, address, charset) for name, address in mail.to)
     message["Subject"] = _text_header(mail.subject, charset, "Subject")
-    message["Date"] = email.utils.formatdate(date, localtime=False)
+    message["Date"] = email.utils.formatdate(date, usegmt=True)
     message["Message-ID"] = f"<{mail.message_id}>"
     if mail.in_reply_to:
         message["In-Reply-To"] = f"<{mail.in_reply_to}>"
@@ -95,13 +94,17 @@ def to_bytes(mail: OutgoingMail, *, date: float | None = None) -> bytes:
         message["References"] = " ".join(f"<{ref}>" for ref in mail.references)
     message["Auto-Submitted"] = mail.auto_submitted
     message["X-Auto-Response-Suppress"] = "All"
+    message.set_payload(mail.body if mail.body.endswith("\n") else mail.body + "\n", _body_charset(mail.body, charset))
     out = io.BytesIO()
     BytesGenerator(out, mangle_from_=False, maxheaderlen=_LINE).flatten(message)
     return out.getvalue()
 
 
 def _body_charset(body: str, charset: str) -> Charset:
-    """ISO-2022-JP as 7 bit; UTF-8 in the shorter of quoted-printable and base64."""
+    """ASCII as it is; ISO-2022-JP as 7 bit; UTF-8 in the shorter of quoted-printable and
+    base64."""
+    if body.isascii():
+        return Charset("us-ascii")
     chosen = Charset(charset)
     if charset == "utf-8":
         data = body.encode("utf-8")
