@@ -17,7 +17,7 @@ from m2r_deliver.outgoing import templates
 from m2r_deliver.outgoing.acknowledge import FiledIssue, acknowledgement, sender_address
 from m2r_deliver.outgoing.compose import OutgoingMail, references_for, subject_tag, to_bytes
 from m2r_deliver.outgoing.settings import OutgoingSettings
-from m2r_deliver.outgoing.tokens import Kind, message_id, replied_issue, secret_from_key, thread_token
+from m2r_deliver.outgoing.tokens import Kind, message_id, secret_from_key, thread_refs, thread_token
 from m2r_deliver.plan import Person
 from m2r_deliver.read import read_message
 
@@ -81,11 +81,16 @@ def test_other_message_ids_are_not_tokens(other):
 def test_a_reply_finds_its_issue_through_in_reply_to_or_references():
     ack = message_id(Kind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
     note = message_id(Kind.NOTE, 77, 9, "example.org", SECRET)
-    assert replied_issue((ack,), (), SECRET) == 123
-    assert replied_issue((), ("x@client.example", ack, "y@client.example"), SECRET) == 123
-    assert replied_issue((note,), (ack,), SECRET) == 77  # In-Reply-To first
-    forged = ack.replace("ack-123", "ack-999")
-    assert replied_issue((forged,), (), SECRET) is None
+
+    def issues(**headers) -> list[int]:
+        return [ref.issue_id for ref in thread_refs(mail_of(make_mail(headers=headers)), SECRET)]
+
+    assert issues(**{"In-Reply-To": f"<{ack}>"}) == [123]
+    assert issues(References=f"<x@client.example> <{ack}> <y@client.example>") == [123]
+    assert issues(**{"In-Reply-To": f"<{note}>", "References": f"<{ack}> <{note}>"}) == [77, 123]
+    assert issues(**{"In-Reply-To": f"<{ack.replace('ack-123', 'ack-999')}>"}) == []  # forged
+    [ref] = thread_refs(mail_of(make_mail(headers={"In-Reply-To": f"<{ack}>"})), SECRET)
+    assert ref.via == "ours"  # a sign thread.references already gives for mail the program filed
 
 
 def test_thread_today_does_not_take_our_token_for_redmines():

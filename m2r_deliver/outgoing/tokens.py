@@ -20,6 +20,9 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from ..mail import Mail
+from ..plan import ThreadRef
+
 
 class Kind(enum.Enum):
     """What a mail the program sends is."""
@@ -78,14 +81,16 @@ def thread_token(message_id: str, secret: bytes | None) -> Token | None:
     return Token(kind, int(match.group("issue")), journal, verified)
 
 
-def replied_issue(in_reply_to: tuple[str, ...], references: tuple[str, ...], secret: bytes) -> int | None:
-    """The issue a reply answers through one of our verified tokens: In-Reply-To first,
-    then References newest first (the order thread.references reads Redmine's)."""
-    for candidate in (*in_reply_to, *reversed(references)):
+def thread_refs(mail: Mail, secret: bytes) -> tuple[ThreadRef, ...]:
+    """The issues a reply answers through our verified tokens, as thread.references gives
+    its signs: In-Reply-To first, then References newest first; each issue once. A token
+    that does not verify (forged, or from before a key change) is no sign."""
+    found = []
+    for candidate in (*mail.in_reply_to, *reversed(mail.references)):
         token = thread_token(candidate, secret)
         if token and token.verified:
-            return token.issue_id
-    return None
+            found.append(ThreadRef("ours", issue_id=token.issue_id))
+    return tuple(dict.fromkeys(found))
 
 
 def _digest(stem: str, domain: str, secret: bytes) -> str:
