@@ -5,7 +5,6 @@ UTF-8 and ISO-2022-JP — each read back through the program's own parser."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 

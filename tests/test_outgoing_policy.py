@@ -12,14 +12,18 @@ import pytest
 
 from conftest import ROOT
 from mailfactory import make_mail
+from m2r_deliver import guards
 from m2r_deliver.config import GuardSettings, Settings
-from m2r_deliver.errors import StateError
+from m2r_deliver.errors import MailSystemRefused, MailSystemUnavailable, StateError
 from m2r_deliver.identity import requester
 from m2r_deliver.mail import parse
-from m2r_deliver.outgoing import policy
+from m2r_deliver.outgoing import policy, templates
+from m2r_deliver.outgoing.acknowledge import FiledIssue, acknowledgement
 from m2r_deliver.outgoing.answered import AnsweredLog
 from m2r_deliver.outgoing.policy import Answering
+from m2r_deliver.outgoing.send import send_acknowledgement
 from m2r_deliver.outgoing.settings import OutgoingSettings
+from m2r_deliver.outgoing.tokens import secret_from_key
 from m2r_deliver.plan import Person
 from m2r_deliver.read import read_message
 
@@ -30,7 +34,8 @@ WEB_FORM = {"Auto-Submitted": "auto-generated", "Precedence": "list", "List-Id":
 FORM_BODY = "依頼者メール: hanako@example.jp\n内容: プリンタが動きません\n"
 SITE = Settings(url="http://127.0.0.1:9", key="k", own_addresses=("helpdesk@example.org",), form_senders=(FORM,),
                 requester_labels=("依頼者メール",), guard=GuardSettings(trusted_senders=(FORM,)))
-OUTGOING = OutgoingSettings(from_address="Helpdesk <helpdesk@example.org>", envelope_sender="helpdesk+bounces@example.org")
+OUTGOING = OutgoingSettings(from_address="Helpdesk <helpdesk@example.org>",
+                            envelope_sender="helpdesk+bounces@example.org")
 HANAKO = Person("hanako@example.jp", "", "form field 依頼者メール")
 
 
@@ -101,8 +106,6 @@ def test_the_guard_fixtures_are_answered_exactly_when_the_guards_take_them_for_a
     """A mail the guards take for automatic is never answered, whatever [guard] switches
     off: the rules are the guards' own signs. A person's mail that merely looks like a
     bounce is answered."""
-    from m2r_deliver import guards
-
     site = Settings(url="http://127.0.0.1:9", key="k")
     mail = mail_of((FIXTURES / fixture).read_bytes())
     verdict = guards.run(mail, site)
@@ -244,3 +247,72 @@ def test_an_unwritable_log_is_a_state_error(tmp_path):
     read_only = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
     with pytest.raises(StateError, match="answered log: claiming"):
         AnsweredLog(read_only).claim("taro@example.org", "ack", "m2r.ack-1@x", 86400)
+
+
+# --- from decision to hand-over ------------------------------------------------------------
+
+class Recording:
+    """A destination that keeps what it was handed, or fails as told."""
+
+    def __init__(self, failure: Exception | None = None):
+        self.failure, self.handed = failure, []
+
+    def send(self, message, envelope_sender, recipients):
+        if self.failure:
+            raise self.failure
+        self.handed.append((message, envelope_sender, tuple(recipients)))
+
+    def probe(self):
+        return "recording"
+
+
+def ack_for(data: bytes, recipient: Person, issue_id: int = 7):
+    issue = FiledIssue(issue_id, "Printer", "Helpdesk", "Support", "http://r.example/issues/7")
+    person = answering(data, recipient)
+    return person, acknowledgement(issue, recipient, person.mail, templates.load("ack.en.txt", None), OUTGOING,
+                                   secret_from_key("k"))
+
+
+def test_an_acknowledgement_is_handed_over_once_per_period(log):
+    destination = Recording()
+    person, ack = ack_for(make_mail(), Person("taro@example.org", "Taro"))
+    done = send_acknowledgement(person, ack, log, destination, OUTGOING, 86400)
+    assert done.decision == "acknowledged" and done.log_fields().startswith(
+        "decision=acknowledged issue=#7 to=taro@example.org message_id=<m2r.ack-7.")
+    [(message, envelope, recipients)] = destination.handed
+    assert envelope == "helpdesk+bounces@example.org" and recipients == ("taro@example.org",)
+    assert message == done.message
+    again = send_acknowledgement(person, ack, log, destination, OUTGOING, 86400)  # the same issue: a retry
+    assert again.decision == "acknowledged" and len(destination.handed) == 2
+    _, second = ack_for(make_mail(), Person("taro@example.org", "Taro"), issue_id=8)
+    refused = send_acknowledgement(person, second, log, destination, OUTGOING, 86400)
+    assert (refused.decision, refused.rule, refused.message) == ("not_acknowledged", "once_per", None)
+    assert len(destination.handed) == 2
+
+
+def test_a_refused_answer_is_never_handed_over(log):
+    destination = Recording()
+    person, ack = ack_for(make_mail(headers={"Auto-Submitted": "auto-replied"}), Person("taro@example.org"))
+    done = send_acknowledgement(person, ack, log, destination, OUTGOING, 86400)
+    assert (done.decision, done.rule) == ("not_acknowledged", "automatic_mail") and destination.handed == []
+
+
+def test_a_dry_run_shows_the_mail_and_claims_nothing(log):
+    destination = Recording()
+    person, ack = ack_for(make_mail(), Person("taro@example.org"))
+    done = send_acknowledgement(person, ack, log, destination, OUTGOING, 86400, dry_run=True)
+    assert done.decision == "would_acknowledge" and b"Auto-Submitted: auto-replied" in done.message
+    assert destination.handed == []
+    _, other = ack_for(make_mail(), Person("taro@example.org"), issue_id=8)
+    assert send_acknowledgement(person, other, log, destination, OUTGOING, 86400).decision == "acknowledged"
+
+
+def test_a_failed_hand_over_is_retried_and_a_refused_one_is_not(log):
+    person, ack = ack_for(make_mail(), Person("taro@example.org"))
+    with pytest.raises(MailSystemUnavailable):
+        send_acknowledgement(person, ack, log, Recording(MailSystemUnavailable("down")), OUTGOING, 86400)
+    _, other = ack_for(make_mail(), Person("taro@example.org"), issue_id=8)
+    assert log.claim("taro@example.org", "ack", other.message_id, 86400, record=False) is None  # released
+    with pytest.raises(MailSystemRefused):
+        send_acknowledgement(person, ack, log, Recording(MailSystemRefused("550")), OUTGOING, 86400)
+    assert log.claim("taro@example.org", "ack", other.message_id, 86400, record=False) is not None  # kept

@@ -85,7 +85,7 @@ def to_bytes(mail: OutgoingMail, *, date: float | None = None) -> bytes:
     message = Message()
     message["From"] = _address_header(_display_name(mail.from_address), _address(mail.from_address), charset)
     message["To"] = ", ".join(_address_header(name, address, charset) for name, address in mail.to)
-    message["Subject"] = _text_header(mail.subject, charset, "Subject")
+    message["Subject"] = _text_header(mail.subject, charset, "Subject")  # type: ignore[assignment]  # compat32 takes a Header
     message["Date"] = email.utils.formatdate(date, usegmt=True)
     message["Message-ID"] = f"<{mail.message_id}>"
     if mail.in_reply_to:

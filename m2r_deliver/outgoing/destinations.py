@@ -16,8 +16,9 @@ import socket
 import ssl
 import stat
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 from ..errors import ConfigError, DeliveryError, MailSystemRefused, MailSystemUnavailable
 from .settings import OutgoingSettings
@@ -167,19 +168,15 @@ class SMTP:
         return session
 
 
-class _smtp_errors:
-    """smtplib's and the network's exceptions, classified."""
-
-    def __init__(self, server: SMTP):
-        self.where = f"{server.host}:{server.port}"
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, traceback) -> bool:
-        if not isinstance(exc, Exception) or isinstance(exc, DeliveryError):
-            return False  # no exception, an interruption, or classified already
-        raise _classified(exc, self.where) from None
+@contextmanager
+def _smtp_errors(server: SMTP) -> Iterator[None]:
+    """smtplib's and the network's exceptions, classified; ours and interruptions pass."""
+    try:
+        yield
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        raise _classified(exc, f"{server.host}:{server.port}") from None
 
 
 def _classified(exc: Exception, where: str) -> Exception:

@@ -186,7 +186,7 @@ def decide(answering: Answering, log: AnsweredLog, kind: str, message_id: str, p
 
 def list_addresses(mail: Mail) -> set[str]:
     """The list's own addresses: List-Post and the other mailto: links of RFC 2369."""
-    found = set()
+    found: set[str] = set()
     for name in ("list-post", "list-owner", "list-help", "list-subscribe", "list-unsubscribe"):
         for value in mail.header_all(name):
             found.update(address.strip().lower() for address in _MAILTO.findall(value))
