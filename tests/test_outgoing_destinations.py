@@ -85,10 +85,13 @@ def test_sendmail_missing_or_not_executable_is_a_config_error(tmp_path):
         Sendmail(str(plain)).probe()
 
 
-def test_sendmail_that_hangs_is_stopped_and_retried_later(tmp_path):
-    program = stand_in(tmp_path, "exec sleep 30")
+def test_sendmail_that_hangs_is_stopped_with_what_it_started_and_retried_later(tmp_path):
+    """The hanging child holds the output pipes open: only stopping it too ends the wait."""
+    program = stand_in(tmp_path, f"sleep 300 & echo $! > {tmp_path}/child\nwait")
     with pytest.raises(MailSystemUnavailable, match="did not finish within 0.5 s"):
         Sendmail(str(program), timeout=0.5).send(MESSAGE, None, ["taro@example.org"])
+    child = Path(f"/proc/{int((tmp_path / 'child').read_text())}/stat")
+    assert not child.exists() or child.read_text().rpartition(")")[2].split()[0] == "Z"  # gone, or not yet reaped
 
 
 def test_sendmail_killed_by_a_signal_is_temporary(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import ssl
 import stat
@@ -83,17 +84,25 @@ class Sendmail:
     def send(self, message: bytes, envelope_sender: str | None, recipients: Sequence[str]) -> None:
         check_addresses(envelope_sender, recipients)
         argv = self.command(envelope_sender, recipients)
-        try:
-            done = subprocess.run(argv, input=message, capture_output=True, timeout=self.timeout)
+        try:  # a session of its own: on a timeout every process it started is stopped
+            process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       start_new_session=True)
         except FileNotFoundError:
             raise ConfigError(f"the sendmail program {self.program} does not exist", key="outgoing.sendmail") from None
         except PermissionError:
             raise ConfigError(f"the sendmail program {self.program} cannot be run (permission denied)",
                               key="outgoing.sendmail") from None
-        except subprocess.TimeoutExpired:
-            raise MailSystemUnavailable(f"{self.program} did not finish within {self.timeout:g} s") from None
         except OSError as exc:
             raise MailSystemUnavailable(f"cannot run {self.program}: {exc.strerror or exc}") from None
+        try:
+            stdout, stderr = process.communicate(message, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            raise MailSystemUnavailable(f"{self.program} did not finish within {self.timeout:g} s") from None
+        except BaseException:
+            _stop(process)
+            raise
+        done = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
         if done.returncode == 0:
             return
         said = _shown(done.stderr or done.stdout)
@@ -115,6 +124,15 @@ class Sendmail:
             raise ConfigError(f"the sendmail program {self.program} cannot be run (not executable)",
                               key="outgoing.sendmail")
         return f"sendmail program {self.program}"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kill the program and whatever it started, and collect it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+    process.communicate()
 
 
 class SMTP:
