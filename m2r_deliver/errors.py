@@ -77,14 +77,14 @@ class MailSystemUnavailable(DeliveryError):
     """The mail system did not take a mail the program sends (sendmail failed or ran too
     long, the SMTP host is down or answered 4xx): handed over again on the retry."""
 
-    fault = "mail_system"
+    fault = Fault.MAIL_SYSTEM
 
 
 class MailSystemRefused(DeliveryError):
     """The mail system refused a mail the program sends for good (5xx, a recipient it will
     never accept): sending it again cannot succeed."""
 
-    fault = "mail_system"
+    fault = Fault.MAIL_SYSTEM
     temporary = False
 
     def __init__(self, reason: str, *, recipients: tuple[str, ...] = ()):

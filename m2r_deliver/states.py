@@ -66,6 +66,7 @@ class Fault(_Named):
     CONCURRENT = "concurrent"
     STOPPED = "stopped"
     OURS = "ours"
+    MAIL_SYSTEM = "mail_system"  # the mail system did not take a mail the program sends
 
 
 class Via(_Named):
@@ -75,3 +76,19 @@ class Via(_Named):
     JOURNAL = "journal"  # a Redmine note Message-ID token
     OURS = "ours"  # a mail this program filed
     SUBJECT = "subject"  # the ``[… #N]`` subject tag
+
+
+class MailKind(_Named):
+    """What a mail the program sends is: the kind its Message-ID names (outgoing.tokens)."""
+
+    ACKNOWLEDGEMENT = "ack"  # the requester's request became an issue
+    NOTE = "note"  # a staff member's public note, relayed
+    STATUS = "status"  # a status change, relayed for [relay] statuses
+
+
+class Answered(_Named):
+    """What became of an acknowledgement: its log line's ``decision=``."""
+
+    ACKNOWLEDGED = "acknowledged"
+    NOT_ACKNOWLEDGED = "not_acknowledged"  # a rule of outgoing.policy refused it
+    WOULD_ACKNOWLEDGE = "would_acknowledge"  # --dry-run

@@ -16,7 +16,8 @@ from m2r_deliver.outgoing import templates
 from m2r_deliver.outgoing.acknowledge import FiledIssue, acknowledgement, sender_address
 from m2r_deliver.outgoing.compose import OutgoingMail, references_for, subject_tag, to_bytes
 from m2r_deliver.outgoing.settings import OutgoingSettings
-from m2r_deliver.outgoing.tokens import Kind, message_id, secret_from_key, thread_refs, thread_token
+from m2r_deliver.outgoing.tokens import message_id, secret_from_key, thread_refs, thread_token
+from m2r_deliver.states import MailKind
 from m2r_deliver.plan import Person
 from m2r_deliver.read import read_message
 
@@ -38,22 +39,22 @@ def shipped(name: str) -> templates.Template:
 # --- tokens -------------------------------------------------------------------------------
 
 def test_the_message_id_is_stable_for_issue_kind_and_journal():
-    first = message_id(Kind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
-    assert first == message_id(Kind.ACKNOWLEDGEMENT, 123, None, "Example.ORG", SECRET)
+    first = message_id(MailKind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
+    assert first == message_id(MailKind.ACKNOWLEDGEMENT, 123, None, "Example.ORG", SECRET)
     assert first.startswith("m2r.ack-123.") and first.endswith("@example.org")
-    others = {message_id(Kind.ACKNOWLEDGEMENT, 124, None, "example.org", SECRET),
-              message_id(Kind.NOTE, 123, 7, "example.org", SECRET),
-              message_id(Kind.NOTE, 123, 8, "example.org", SECRET),
-              message_id(Kind.STATUS, 123, 7, "example.org", SECRET),
-              message_id(Kind.ACKNOWLEDGEMENT, 123, None, "example.org", secret_from_key("another key"))}
+    others = {message_id(MailKind.ACKNOWLEDGEMENT, 124, None, "example.org", SECRET),
+              message_id(MailKind.NOTE, 123, 7, "example.org", SECRET),
+              message_id(MailKind.NOTE, 123, 8, "example.org", SECRET),
+              message_id(MailKind.STATUS, 123, 7, "example.org", SECRET),
+              message_id(MailKind.ACKNOWLEDGEMENT, 123, None, "example.org", secret_from_key("another key"))}
     assert first not in others and len(others) == 5
 
 
 def test_a_token_reads_back_and_verifies_only_with_the_secret():
-    note = message_id(Kind.NOTE, 123, 456, "example.org", SECRET)
+    note = message_id(MailKind.NOTE, 123, 456, "example.org", SECRET)
     assert thread_token(f"<{note}>", SECRET) == thread_token(note, SECRET)
     token = thread_token(note, SECRET)
-    assert (token.kind, token.issue_id, token.journal_id, token.verified) == (Kind.NOTE, 123, 456, True)
+    assert (token.kind, token.issue_id, token.journal_id, token.verified) == (MailKind.NOTE, 123, 456, True)
     assert thread_token(note, secret_from_key("another key")).verified is False
     assert thread_token(note, None).verified is False
 
@@ -64,7 +65,7 @@ def test_a_token_reads_back_and_verifies_only_with_the_secret():
     "m2r.ack-123.00000000000000000000@example.org",
 ])
 def test_a_forged_token_does_not_verify(forged):
-    real = message_id(Kind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
+    real = message_id(MailKind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
     digest = real.split(".")[2].split("@")[0]
     token = thread_token(forged.format(digest=digest), SECRET)
     assert token is not None and token.verified is False
@@ -78,8 +79,8 @@ def test_other_message_ids_are_not_tokens(other):
 
 
 def test_a_reply_finds_its_issue_through_in_reply_to_or_references():
-    ack = message_id(Kind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
-    note = message_id(Kind.NOTE, 77, 9, "example.org", SECRET)
+    ack = message_id(MailKind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
+    note = message_id(MailKind.NOTE, 77, 9, "example.org", SECRET)
 
     def issues(**headers) -> list[int]:
         return [ref.issue_id for ref in thread_refs(mail_of(make_mail(headers=headers)), SECRET)]
@@ -95,7 +96,7 @@ def test_a_reply_finds_its_issue_through_in_reply_to_or_references():
 def test_thread_today_does_not_take_our_token_for_redmines():
     """Until the recogniser is wired into thread.py, a reply to our mail threads by the
     subject tag alone; our token is not mistaken for one of Redmine's."""
-    ack = message_id(Kind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
+    ack = message_id(MailKind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
     reply = mail_of(make_mail("Re: [Helpdesk - Support #123] Printer", headers={"In-Reply-To": f"<{ack}>"}))
     refs = thread.references(reply)
     assert [(ref.via, ref.issue_id) for ref in refs] == [("subject", 123)]
@@ -166,7 +167,7 @@ def test_acknowledgement_headers_in_english():
                                  headers={"References": "<earlier@form.example>"}))
     ack = acknowledgement(ISSUE, TARO, answered, shipped("ack.en.txt"), OUTGOING, SECRET)
     assert ack.recipients == ("taro@example.org",)
-    assert ack.message_id == message_id(Kind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
+    assert ack.message_id == message_id(MailKind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
     data = to_bytes(ack)
     back = mail_of(data)
     assert back.subject == "[Helpdesk - Support #123] Printer on floor 3 is jammed"
@@ -226,9 +227,9 @@ def test_iso_2022_jp_falls_back_to_utf8_for_characters_it_cannot_hold():
 
 
 def test_mostly_ascii_utf8_body_is_quoted_printable_and_japanese_is_base64():
-    english = OutgoingMail(Kind.ACKNOWLEDGEMENT, 1, None, "a@example.org", (("", "b@example.org"),), "s",
+    english = OutgoingMail(MailKind.ACKNOWLEDGEMENT, 1, None, "a@example.org", (("", "b@example.org"),), "s",
                            "Your request about the café is filed.\n", "m2r.x@example.org")
-    japanese = OutgoingMail(Kind.ACKNOWLEDGEMENT, 1, None, "a@example.org", (("", "b@example.org"),), "s",
+    japanese = OutgoingMail(MailKind.ACKNOWLEDGEMENT, 1, None, "a@example.org", (("", "b@example.org"),), "s",
                             "お問い合わせを受け付けました。" * 5 + "\n", "m2r.x@example.org")
     assert b"Content-Transfer-Encoding: quoted-printable" in to_bytes(english)
     assert b"Content-Transfer-Encoding: base64" in to_bytes(japanese)

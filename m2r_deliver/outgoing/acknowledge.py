@@ -16,7 +16,8 @@ from ..plan import Person
 from .compose import OutgoingMail, references_for, subject_tag
 from .settings import OutgoingSettings
 from .templates import Template
-from .tokens import Kind, message_id
+from ..states import MailKind
+from .tokens import message_id
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,14 @@ def acknowledgement(issue: FiledIssue, requester: Person, answered: Mail, templa
         "url": issue.url,
     })
     return OutgoingMail(
-        kind=Kind.ACKNOWLEDGEMENT,
+        kind=MailKind.ACKNOWLEDGEMENT,
         issue_id=issue.issue_id,
         journal_id=None,
         from_address=settings.from_address or sender,
         to=((requester.name, requester.addr),),
         subject=subject_tag(issue.project, issue.tracker, issue.issue_id, issue.subject),
         body=text,
-        message_id=message_id(Kind.ACKNOWLEDGEMENT, issue.issue_id, None, sender.rpartition("@")[2], secret),
+        message_id=message_id(MailKind.ACKNOWLEDGEMENT, issue.issue_id, None, sender.rpartition("@")[2], secret),
         in_reply_to=answered.message_id,
         references=references_for(answered.message_id, answered.references),
         charset=settings.charset,

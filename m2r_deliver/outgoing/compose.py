@@ -18,7 +18,7 @@ from email.generator import BytesGenerator
 from email.header import Header
 from email.message import Message
 
-from .tokens import Kind
+from ..states import MailKind
 
 #: Of the mail being answered, the newest References kept in ours (with its Message-ID).
 REFERENCES_KEPT = 10
@@ -27,7 +27,7 @@ _LINE = 78
 
 @dataclass(frozen=True)
 class OutgoingMail:
-    kind: Kind
+    kind: MailKind
     issue_id: int
     journal_id: int | None
     #: The From header: "Helpdesk <request@example.org>".

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import MailSystemUnavailable
+from ..states import Answered
 from .answered import AnsweredLog
 from .compose import OutgoingMail, to_bytes
 from .destinations import Destination
@@ -23,9 +24,7 @@ from .settings import OutgoingSettings
 class Answer:
     """What became of one automatic answer, for the log line and --dry-run."""
 
-    #: "acknowledged" (handed over), "not_acknowledged" (a rule refused), or
-    #: "would_acknowledge" (a dry run).
-    decision: str
+    decision: Answered
     issue_id: int
     message_id: str
     to: tuple[str, ...]
@@ -50,15 +49,15 @@ def send_acknowledgement(answering: Answering, mail: OutgoingMail, log: Answered
     kind = mail.kind.value
     refusal = decide(answering, log, kind, mail.message_id, period, record=not dry_run)
     if refusal:
-        return Answer("not_acknowledged", mail.issue_id, mail.message_id, mail.recipients, refusal.rule,
+        return Answer(Answered.NOT_ACKNOWLEDGED, mail.issue_id, mail.message_id, mail.recipients, refusal.rule,
                       refusal.reason)
     data = to_bytes(mail)
     if dry_run:
-        return Answer("would_acknowledge", mail.issue_id, mail.message_id, mail.recipients, message=data)
+        return Answer(Answered.WOULD_ACKNOWLEDGE, mail.issue_id, mail.message_id, mail.recipients, message=data)
     try:
         destination.send(data, settings.envelope_sender, mail.recipients)
     except MailSystemUnavailable:
         if answering.recipient:
             log.release(answering.recipient.addr, kind, mail.message_id)
         raise
-    return Answer("acknowledged", mail.issue_id, mail.message_id, mail.recipients, message=data)
+    return Answer(Answered.ACKNOWLEDGED, mail.issue_id, mail.message_id, mail.recipients, message=data)

@@ -14,7 +14,6 @@ every host of a site shares and no output shows. Pure: no network, no state.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import re
@@ -22,15 +21,7 @@ from dataclasses import dataclass
 
 from ..mail import Mail
 from ..plan import ThreadRef
-
-
-class Kind(enum.Enum):
-    """What a mail the program sends is."""
-
-    ACKNOWLEDGEMENT = "ack"
-    NOTE = "note"  # a staff member's public note, relayed
-    STATUS = "status"  # a status change, for [relay] statuses
-
+from ..states import MailKind, Via
 
 _DIGEST_HEX = 20
 _TOKEN = re.compile(r"^m2r\.(?P<kind>[a-z]+)-(?P<issue>\d{1,12})(?:-(?P<journal>\d{1,12}))?"
@@ -39,7 +30,7 @@ _TOKEN = re.compile(r"^m2r\.(?P<kind>[a-z]+)-(?P<issue>\d{1,12})(?:-(?P<journal>
 
 @dataclass(frozen=True)
 class Token:
-    kind: Kind
+    kind: MailKind
     issue_id: int
     journal_id: int | None
     #: The digest matches the site's secret: the program wrote this Message-ID.
@@ -51,9 +42,9 @@ def secret_from_key(api_key: str) -> bytes:
     return hashlib.sha256(b"m2r-deliver message-id token\0" + api_key.encode("utf-8")).digest()
 
 
-def message_id(kind: Kind, issue_id: int, journal_id: int | None, domain: str, secret: bytes) -> str:
+def message_id(kind: MailKind, issue_id: int, journal_id: int | None, domain: str, secret: bytes) -> str:
     """The Message-ID (without brackets) of *kind* for *issue_id* (and *journal_id*)."""
-    if journal_id is None and kind is not Kind.ACKNOWLEDGEMENT:
+    if journal_id is None and kind is not MailKind.ACKNOWLEDGEMENT:
         raise ValueError(f"a {kind.value} mail names its journal")
     domain = domain.strip().lower()
     if not domain or not re.fullmatch(r"[^@\s<>]+", domain):
@@ -69,11 +60,11 @@ def thread_token(message_id: str, secret: bytes | None) -> Token | None:
     if not match:
         return None
     try:
-        kind = Kind(match.group("kind").lower())
+        kind = MailKind(match.group("kind").lower())
     except ValueError:
         return None
     journal = int(match.group("journal")) if match.group("journal") else None
-    if (journal is None) != (kind is Kind.ACKNOWLEDGEMENT):
+    if (journal is None) != (kind is MailKind.ACKNOWLEDGEMENT):
         return None
     stem = f"m2r.{kind.value}-{int(match.group('issue'))}" + (f"-{journal}" if journal is not None else "")
     verified = secret is not None and hmac.compare_digest(
@@ -89,7 +80,7 @@ def thread_refs(mail: Mail, secret: bytes) -> tuple[ThreadRef, ...]:
     for candidate in (*mail.in_reply_to, *reversed(mail.references)):
         token = thread_token(candidate, secret)
         if token and token.verified:
-            found.append(ThreadRef("ours", issue_id=token.issue_id))
+            found.append(ThreadRef(Via.OURS, issue_id=token.issue_id))
     return tuple(dict.fromkeys(found))
 
 

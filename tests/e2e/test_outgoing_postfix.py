@@ -42,7 +42,8 @@ def accounts(mail_host, postfix, token):
     finally:
         for user in made:
             postfix.discard_queued_for(user.name)
-            wait_for(lambda: not _running_as(user.name), f"the local delivery to {user.name} to end", timeout=60)
+            wait_for(lambda name=user.name: not _running_as(name), f"the local delivery to {user.name} to end",
+                     timeout=60)
             user.remove()
 
 
