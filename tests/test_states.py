@@ -13,7 +13,7 @@ from m2r_deliver.ledger import Ledger
 from m2r_deliver.plan import Plan
 
 ALL = [member for kind in (states.Action, states.Decision, states.RowState, states.ClaimVerdict, states.Fault,
-                           states.Via) for member in kind]
+                           states.Via, states.MailKind, states.Answered) for member in kind]
 
 
 @pytest.mark.parametrize("member", ALL, ids=str)
