@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fakesmtp import FakeSMTP
+from testbed_data import wait_for
 from m2r_deliver.errors import ConfigError, MailSystemRefused, MailSystemUnavailable, exit_status
 from m2r_deliver.outgoing.destinations import SMTP, Sendmail, for_settings, read_secret, split_host_port
 from m2r_deliver.outgoing.settings import OutgoingSettings
@@ -91,7 +92,15 @@ def test_sendmail_that_hangs_is_stopped_with_what_it_started_and_retried_later(t
     with pytest.raises(MailSystemUnavailable, match="did not finish within 0.5 s"):
         Sendmail(str(program), timeout=0.5).send(MESSAGE, None, ["taro@example.org"])
     child = Path(f"/proc/{int((tmp_path / 'child').read_text())}/stat")
-    assert not child.exists() or child.read_text().rpartition(")")[2].split()[0] == "Z"  # gone, or not yet reaped
+    wait_for(lambda: _ended(child), "the stand-in's child to end (it closed the pipes while being killed)", 30)
+
+
+def _ended(stat_file: Path) -> bool:
+    """Gone, or a zombie not yet collected by whoever inherited it."""
+    try:
+        return stat_file.read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def test_sendmail_killed_by_a_signal_is_temporary(tmp_path):
