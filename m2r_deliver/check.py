@@ -10,6 +10,7 @@ import os
 import tempfile
 from typing import Any, TextIO
 
+from . import explain
 from .config import CUSTOM_FIELD_PREFIX, Settings, override_token
 from .errors import EX_CHECK_FAILED, EX_OK, DeliveryError
 from .maildir import ensure_maildir
@@ -51,7 +52,8 @@ def check(settings: Settings, out: TextIO) -> int:
         with api.translated_errors("asking who the key belongs to"):
             me = connection.user.get("current")
     except DeliveryError as exc:
-        report.fail(f"Redmine {settings.url}: {exc.reason}")
+        why = explain.http_status(404) if getattr(exc, "status", None) == 404 else exc.reason
+        report.fail(f"Redmine {settings.url}: {why}")
         return EX_CHECK_FAILED
     admin = bool(getattr(me, "admin", False))
     report.ok(f"Redmine {settings.url} answers; the key is {me.login}'s")
@@ -133,15 +135,40 @@ def _check_values(resolver, api, label: str, values: dict[str, Any], report: _Re
     try:
         fields, unknown = api.resolve_fields(resolver, project, {k: v for k, v in values.items() if v is not None})
     except DeliveryError as exc:
-        report.fail(f"{label}: project {project!r}: {exc.reason}")
+        names = _existing_names(resolver.redmine, api, "project", project) if getattr(exc, "status", None) == 404 else None
+        report.fail(f"{label}: " + (explain.unknown_name(f"project {project!r}", names, " (or the key's user cannot "
+                                                         "see it)") if names is not None
+                                    else f"project {project!r}: {exc.reason}"))
         return {}
     report.ok(f"{label}: project {project!r} is #{fields['project_id']}")
     for name in unknown:
-        report.fail(f"{label}: {name} not found in Redmine")
+        names = _existing_names(resolver.redmine, api, name.split(" ")[0], project)
+        report.fail(f"{label}: " + (explain.unknown_name(name, names) if names is not None
+                                    else f"{name} not found in Redmine"))
     resolved = [k for k in fields if k not in ("project_id",)]
     if resolved:
         report.ok(f"{label}: resolved {', '.join(resolved)}")
     return {project: fields}
+
+
+def _existing_names(connection, api, kind: str, project: str) -> list[str] | None:
+    """The names Redmine has for *kind*, to show next to one it does not; None when the
+    kind has no list or Redmine would not give it."""
+    listings = {
+        "project": lambda: [p.identifier for p in connection.project.all()],
+        "tracker": lambda: [t.name for t in connection.tracker.all()],
+        "status": lambda: [s.name for s in connection.issue_status.all()],
+        "priority": lambda: [p.name for p in connection.enumeration.filter(resource="issue_priorities")],
+        "category": lambda: [c.name for c in connection.issue_category.filter(project_id=project)],
+        "fixed_version": lambda: [v.name for v in connection.version.filter(project_id=project)],
+    }
+    if kind not in listings:
+        return None
+    try:
+        with api.translated_errors(f"listing {kind} names"):
+            return listings[kind]()
+    except DeliveryError:
+        return None
 
 
 def _check_marker(settings: Settings, connection, resolver, api, projects: dict[str, dict], admin: bool,

@@ -10,6 +10,7 @@ import requests
 from redminelib import Redmine, exceptions as rx
 from redminelib.engines.sync import SyncEngine
 
+from .. import explain
 from ..config import Settings
 from ..errors import ConfigError, RedmineRefused, RedmineUnavailable
 
@@ -39,14 +40,12 @@ def translated_errors(doing: str, *, acting: bool = False) -> Iterator[None]:
                                  "or the key's user may not do this") from None
     except requests.Timeout as exc:
         raise RedmineUnavailable(f"{doing}: no answer within the timeout ({type(exc).__name__})") from None
-    except requests.exceptions.SSLError as exc:
-        raise RedmineUnavailable(f"{doing}: TLS failure: {_short(exc)}") from None
-    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-        raise RedmineUnavailable(f"{doing}: connection failed: {_short(exc)}") from None
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:  # SSLError too
+        raise RedmineUnavailable(f"{doing}: connection failed: {explain.connection_failure(exc)}") from None
     except requests.RequestException as exc:
         raise RedmineUnavailable(f"{doing}: {type(exc).__name__}: {_short(exc)}") from None
     except rx.AuthError:
-        raise RedmineUnavailable(f"{doing}: 401 Unauthorized: the API key was refused") from None
+        raise RedmineUnavailable(f"{doing}: {explain.http_status(401)}") from None
     except rx.ConflictError:
         raise RedmineUnavailable(f"{doing}: 409 Conflict") from None
     except rx.ServerError:
