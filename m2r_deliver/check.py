@@ -17,6 +17,8 @@ from .maildir import ensure_maildir
 from .ledger import FILE_NAME, Ledger
 from .once import longest_attempt, quarantine_dir
 
+#: Where Python's syslog module (glibc's syslog(3)) sends its lines.
+SYSLOG_SOCKET = "/dev/log"
 MARKER_HOW_TO = (
     "in Redmine: Administration » Custom fields » New custom field » Issues; Format: Text; Name: Message-ID; "
     "tick 'Used as a filter', 'For all projects' and every tracker mail is filed as; then set "
@@ -43,6 +45,7 @@ def check(settings: Settings, out: TextIO) -> int:
     report = _Report(out)
     report.ok(f"config {settings.source or '(flags only)'}")
     _check_state_dir(settings, report)
+    _check_log(settings, report)
     _check_guard(settings, report)
     _check_ledger(settings, report)
     from . import redmine as api
@@ -259,6 +262,29 @@ def _check_ledger(settings: Settings, report: _Report) -> None:
     report.ok(f"ledger {path}: {sum(counts.values())} mails remembered")
     if held:
         report.warn(f"quarantine {waiting}: {held} mail(s) waiting; fix the cause, then: m2r-deliver replay")
+
+
+def _check_log(settings: Settings, report: _Report, socket_path: str = SYSLOG_SOCKET) -> None:
+    """Where the one line per mail goes, and whether it can get there."""
+    if settings.syslog and os.path.exists(socket_path):
+        report.ok(f"log: syslog (facility mail, tag m2r-deliver; read it with: journalctl -t m2r-deliver, "
+                  "or in /var/log/mail.log where rsyslog runs)")
+    elif settings.syslog:
+        report.warn(f"log: no syslog socket {socket_path} on this machine: "
+                    + (f"the lines go only to {settings.log_file}" if settings.log_file
+                       else "every log line is lost; set [log] file = \"~/.local/state/m2r-deliver/m2r-deliver.log\""))
+    if settings.log_file:
+        try:
+            settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(settings.log_file, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            report.fail(f"log: [log] file {settings.log_file}: not writable: {exc.strerror}")
+        else:
+            report.ok(f"log: [log] file {settings.log_file}")
+    if not settings.syslog and not settings.log_file:
+        report.warn("log: [log] syslog = false and no [log] file: every log line is lost; "
+                    "set [log] file = \"~/.local/state/m2r-deliver/m2r-deliver.log\"")
 
 
 def _check_state_dir(settings: Settings, report: _Report) -> None:

@@ -3,7 +3,9 @@
 ``m2r-deliver [options]`` delivers the mail on stdin; ``m2r-deliver check`` asks Redmine
 whether the configuration will work; ``replay [MAILDIR]`` delivers quarantined mail again;
 ``status`` shows what the ledger holds. Usage mistakes in delivery mode are configuration
-errors: logged, silent, exit 75, so the mail waits for the fix.
+errors: logged, silent, exit 75, so the mail waits for the fix — unless stdin is a terminal:
+then a person typed the command, and gets the usage and exit 2 (no mail system runs a
+delivery agent with a terminal on stdin).
 """
 
 from __future__ import annotations
@@ -15,34 +17,61 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__, log
-from .config import load
-from .errors import EX_CHECK_FAILED, ConfigError, DeliveryError, classify, exit_status
+from .config import _duration, load
+from .errors import EX_CHECK_FAILED, EX_CLOSED_PIPE, EX_USAGE, ConfigError, DeliveryError, classify, exit_status
 from .states import Decision
 
 SUBCOMMANDS = ("check", "replay", "status")
 
+DESCRIPTIONS = {
+    "deliver": "Deliver one RFC 822 mail from stdin into Redmine as an issue. "
+               "Exit 0: filed or deliberately dropped; 75: keep the mail and retry later.",
+    "check": "Check the config against Redmine: the key, the project and every name it uses, the state "
+             "dir, where the log goes. One line per finding (ok, warn, FAIL); exit 1 when anything failed.",
+    "replay": "Deliver the quarantined mail again, once its cause is fixed (default: the state dir's quarantine).",
+    "status": "Show what the ledger holds: counts by outcome, the quarantine, mail in retry, recent outcomes.",
+}
+EPILOG = ("commands: 'm2r-deliver check' checks the config against Redmine; 'm2r-deliver replay [MAILDIR]' "
+          "delivers quarantined mail again; 'm2r-deliver status' shows the ledger. "
+          "'m2r-deliver COMMAND --help' describes each.")
+
+
+class Usage(Exception):
+    """A mistake on the command line of a person at a terminal: usage, exit 2."""
+
 
 class _Parser(argparse.ArgumentParser):
+    #: A person reads the answer (a terminal, or a subcommand); else the mail system does.
+    interactive = False
+
     def error(self, message: str):  # argparse would exit 2: a bounce for Postfix
+        if self.interactive:
+            raise Usage(message)
         raise ConfigError(f"command line: {message}")
 
 
-def build_parser(command: str = "deliver") -> argparse.ArgumentParser:
+def build_parser(command: str = "deliver", interactive: bool = False) -> argparse.ArgumentParser:
     p = _Parser(
-        prog="m2r-deliver",
-        description="Deliver one RFC 822 mail from stdin into Redmine as an issue. "
-        "Exit 0: filed or deliberately dropped; 75: keep the mail and retry later.",
-        epilog="subcommands: 'm2r-deliver check [options]' checks the config against Redmine; "
-        "'m2r-deliver replay [options] [MAILDIR]' delivers quarantined mail again (default: the state dir's "
-        "quarantine); 'm2r-deliver status [options]' shows the ledger.",
+        prog="m2r-deliver" if command == "deliver" else f"m2r-deliver {command}",
+        description=DESCRIPTIONS[command],
+        epilog=EPILOG if command == "deliver" else None,
     )
+    p.interactive = interactive
+    if command == "status":
+        p.add_argument("--json", action="store_true", help="print the status as one JSON object")
+        p.add_argument("--check", action="store_true",
+                       help="for monitoring: one line, exit 0 all fine, 1 mail held or in quarantine, "
+                       "2 mail in retry for longer than --max-retry-age or the last attempt failed")
+        p.add_argument("--max-retry-age", metavar="DURATION", default="1h",
+                       help="with --check: mail in retry longer than this is an alarm (default 1h; 30m, 12h, 2d…)")
     if command == "replay":
-        p.add_argument("maildir", nargs="?", help="Maildir to replay (default: <state dir>/quarantine)")
+        p.add_argument("maildir", nargs="?", metavar="MAILDIR", help="Maildir to replay (default: <state dir>/quarantine)")
     p.add_argument("-V", "--version", action="version", version=f"m2r-deliver {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="print an account of the delivery on stderr")
     p.add_argument("--config", metavar="PATH", help="TOML config (default $XDG_CONFIG_HOME/m2r-deliver/config.toml)")
-    p.add_argument("--dry-run", action="store_true", help="decide and resolve everything, write nothing, "
-                   "print the planned Redmine change as JSON")
+    if command == "deliver":
+        p.add_argument("--dry-run", action="store_true", help="decide and resolve everything, write nothing, "
+                       "print the planned Redmine change as JSON")
     r = p.add_argument_group("Redmine (rdm-mailhandler.rb compatible)")
     r.add_argument("-u", "--url", help="URL of the Redmine server")
     r.add_argument("-k", "--key", help="Redmine API key (prefer --key-file or the config: argv is public)")
@@ -118,9 +147,34 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     env = dict(os.environ if env is None else env)
     command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "deliver"
     verbose = "-v" in argv or "--verbose" in argv
+    at_terminal = _is_terminal(sys.stdin)
     try:
-        args = build_parser(command).parse_args(argv)
+        status = _run(command, argv, env, verbose, at_terminal)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught, not at exit
+        return status
+    except BrokenPipeError:  # `m2r-deliver status | head`: the reader has gone, nothing more to say
+        _silence_stdout()
+        return EX_CLOSED_PIPE
+
+
+def _run(command: str, argv: list[str], env: dict[str, str], verbose: bool, at_terminal: bool) -> int:
+    parser = build_parser(command, interactive=at_terminal or command in SUBCOMMANDS)
+    try:
+        if command == "deliver" and at_terminal and argv and not argv[0].startswith("-"):
+            parser.error(f"unknown command {argv[0]!r} (the commands are {', '.join(SUBCOMMANDS)}; "
+                         "without one, m2r-deliver delivers the mail on its stdin)")
+        args = parser.parse_args(argv)
+        if command == "deliver" and at_terminal:
+            print(f"{parser.prog}: reads one mail on stdin, as the mail system runs it (m2r-deliver < message.eml); "
+                  f"nothing read, nothing recorded. Commands: {', '.join(SUBCOMMANDS)}; --help for more.",
+                  file=sys.stderr)
+            return EX_USAGE
+        alarm_after = _max_retry_age(parser, args) if command == "status" and args.check else None
         settings = load(args.config, overrides_from(args), env)
+    except Usage as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EX_USAGE
     except ConfigError as exc:
         return _early_failure(command, exc, verbose)
     except Exception as exc:  # a bug of ours before any mail was read: keep the mail, say why
@@ -138,7 +192,7 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     if command == "status":
         from .status import status
 
-        return status(settings, sys.stdout)
+        return status(settings, sys.stdout, as_json=args.json, alarm_after=alarm_after)
     try:
         from .pipeline import Run, deliver
 
@@ -146,6 +200,30 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
                        Run(dry_run=args.dry_run, verbose=settings.verbose))
     except Exception as exc:  # a broken installation, or a bug outside the pass's own net: keep the mail
         return _early_failure(command, classify(exc), verbose, settings.log_file)
+
+
+def _max_retry_age(parser: argparse.ArgumentParser, args: argparse.Namespace) -> float:
+    try:
+        return _duration({"max_retry_age": args.max_retry_age}, "max_retry_age", 3600, "--max-retry-age")
+    except ConfigError as exc:
+        parser.error(exc.reason)
+        raise
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _silence_stdout() -> None:
+    """Python flushes stdout once more at exit: point it at /dev/null so that flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _early_failure(command: str, exc: DeliveryError, verbose: bool, log_file: Path | None = None) -> int:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 EX_OK = 0
 EX_TEMPFAIL = 75  # the only status every MDA caller reads as "keep it, try again"
 EX_CHECK_FAILED = 1  # for interactive subcommands only (check, replay), never for delivery
+EX_USAGE = 2  # a command-line mistake of a person at a terminal, never for a mail system
+EX_CLOSED_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE, as the shell reports it)
 
 
 class DeliveryError(Exception):

@@ -1,11 +1,17 @@
 """``m2r-deliver status``: what the ledger holds — counts by outcome, the quarantine,
-the mail in retry, and the most recent outcomes. For a person at a terminal."""
+the mail in retry, and the most recent outcomes. For a person at a terminal (text), a
+program (``--json``), or a monitoring system (``--check``: one line, and the exit status
+says how bad it is, the way Nagios-style checks do).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from typing import TextIO
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
 
 from .config import Settings
 from .errors import EX_CHECK_FAILED, EX_OK, StateError
@@ -13,37 +19,123 @@ from .ledger import FILE_NAME, Ledger, Row
 from .states import RowState
 from .once import longest_attempt, quarantine_dir
 
+STATES = (RowState.FILED, RowState.DROPPED, RowState.QUARANTINED, RowState.FAILED, RowState.IN_FLIGHT)
+#: ``status --check`` exit statuses (the monitoring plugins' OK, WARNING, CRITICAL).
+CHECK_OK, CHECK_WARNING, CHECK_CRITICAL = 0, 1, 2
 
-def status(settings: Settings, out: TextIO, recent: int = 20) -> int:
-    path = settings.state_dir / FILE_NAME
-    if not path.exists():
-        print(f"ledger      {path}: none yet (nothing delivered with this state dir)", file=out)
-        return EX_OK
+
+@dataclass
+class Snapshot:
+    ledger: Path
+    keep_for: float
+    exists: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    retrying: list[Row] = field(default_factory=list)
+    latest: list[Row] = field(default_factory=list)
+    quarantine: Path | None = None
+    waiting: int = 0
+    replayed: int = 0
+    hold: Path | None = None
+    held: int = 0
+
+
+def status(settings: Settings, out: TextIO, recent: int = 20, *, as_json: bool = False,
+           alarm_after: float | None = None) -> int:
     try:
+        snap = snapshot(settings, recent)
+    except StateError as exc:
+        if alarm_after is not None:
+            print(f"CRITICAL: {exc.reason}", file=out)
+            return CHECK_CRITICAL
+        print(json.dumps({"error": exc.reason}) if as_json else f"FAIL {exc.reason}", file=out)
+        return EX_CHECK_FAILED
+    if alarm_after is not None:
+        level, problems = verdict(snap, alarm_after, time.time())
+        name = ("OK", "WARNING", "CRITICAL")[level]
+        print(f"{name}: " + ("; ".join(problems) if problems else _summary(snap)), file=out)
+        return level
+    if as_json:
+        print(json.dumps(_as_dict(snap), ensure_ascii=False), file=out)
+    else:
+        _print(snap, settings, recent, out)
+    return EX_OK
+
+
+def snapshot(settings: Settings, recent: int = 20) -> Snapshot:
+    path = settings.state_dir / FILE_NAME
+    box, hold = quarantine_dir(settings), settings.guard.hold
+    snap = Snapshot(path, settings.keep_for, path.exists(), quarantine=box, waiting=_count(box / "new"),
+                    replayed=_count(box / "cur"), hold=hold, held=_count(hold / "new"))
+    if snap.exists:
         with Ledger.open(settings.state_dir, keep_for=settings.keep_for,
                          stale_after=longest_attempt(settings)) as ledger:
-            counts = ledger.counts()
-            retrying = ledger.in_retry(limit=50)
-            latest = ledger.recent(limit=recent)
-    except StateError as exc:
-        print(f"FAIL {exc.reason}", file=out)
-        return EX_CHECK_FAILED
-    print(f"ledger      {path}: {sum(counts.values())} mails remembered "
+            snap.counts = ledger.counts()
+            snap.retrying = ledger.in_retry(limit=50)
+            snap.latest = ledger.recent(limit=recent)
+    return snap
+
+
+def verdict(snap: Snapshot, alarm_after: float, now: float) -> tuple[int, list[str]]:
+    """How bad it is: CRITICAL when mail has waited in retry longer than *alarm_after*, or the
+    most recent attempt failed; WARNING when mail waits in the quarantine or the hold folder."""
+    critical, warning = [], []
+    old = [row for row in snap.retrying if row.state == RowState.FAILED and now - row.first_at > alarm_after]
+    if old:
+        critical.append(f"{len(old)} mail(s) in retry for more than {_age(alarm_after)} "
+                        f"(oldest since {_when(old[0].first_at)}: {old[0].fault}: {old[0].error})")
+    if snap.latest and snap.latest[0].state == RowState.FAILED:
+        critical.append(f"the last attempt failed ({snap.latest[0].fault}: {snap.latest[0].error})")
+    if snap.waiting:
+        warning.append(f"{snap.waiting} mail(s) in the quarantine {snap.quarantine}/new "
+                       "(fix the cause, then: m2r-deliver replay)")
+    if snap.held:
+        warning.append(f"{snap.held} mail(s) held in {snap.hold}/new for a person to look at")
+    level = CHECK_CRITICAL if critical else CHECK_WARNING if warning else CHECK_OK
+    return level, critical + warning
+
+
+def _summary(snap: Snapshot) -> str:
+    if not snap.exists:
+        return "nothing delivered yet"
+    return ", ".join(f"{state.replace('_', ' ')} {snap.counts.get(state, 0)}" for state in STATES)
+
+
+def _print(snap: Snapshot, settings: Settings, recent: int, out: TextIO) -> None:
+    if not snap.exists:
+        print(f"ledger      {snap.ledger}: none yet (nothing delivered with this state dir)", file=out)
+        return
+    print(f"ledger      {snap.ledger}: {sum(snap.counts.values())} mails remembered "
           f"(each for {_days(settings.keep_for)} after its last attempt)", file=out)
-    states = (RowState.FILED, RowState.DROPPED, RowState.QUARANTINED, RowState.FAILED, RowState.IN_FLIGHT)
-    print("            " + ", ".join(f"{state.replace('_', ' ')} {counts.get(state, 0)}" for state in states), file=out)
-    box = quarantine_dir(settings)
-    waiting, replayed = _count(box / "new"), _count(box / "cur")
-    print(f"quarantine  {box}: {waiting} waiting in new/"
-          + (" (after fixing the cause: m2r-deliver replay)" if waiting else "") + f", {replayed} replayed in cur/",
-          file=out)
-    print(f"in retry    {len(retrying)}" + (" (oldest first)" if retrying else ""), file=out)
-    for row in retrying:
+    print("            " + _summary(snap), file=out)
+    print(f"quarantine  {snap.quarantine}: {snap.waiting} waiting in new/"
+          + (" (after fixing the cause: m2r-deliver replay)" if snap.waiting else "")
+          + f", {snap.replayed} replayed in cur/", file=out)
+    if snap.held:
+        print(f"hold        {snap.hold}: {snap.held} waiting in new/ for a person to look at", file=out)
+    print(f"in retry    {len(snap.retrying)}" + (" (oldest first)" if snap.retrying else ""), file=out)
+    for row in snap.retrying:
         print(f"  {_when(row.first_at)}  {row.attempts} attempt(s)  {row.key}  {_state(row)}", file=out)
     print(f"recent      (newest first, up to {recent})", file=out)
-    for row in latest:
+    for row in snap.latest:
         print(f"  {_when(row.last_at)}  {_state(row)}  {row.key}", file=out)
-    return EX_OK
+
+
+def _as_dict(snap: Snapshot) -> dict[str, Any]:
+    return {
+        "ledger": str(snap.ledger),
+        "keep_for": snap.keep_for,
+        "counts": {state.value: snap.counts.get(state, 0) for state in STATES},
+        "quarantine": {"path": str(snap.quarantine), "waiting": snap.waiting, "replayed": snap.replayed},
+        "hold": {"path": str(snap.hold), "waiting": snap.held},
+        "in_retry": [_row(row) for row in snap.retrying],
+        "recent": [_row(row) for row in snap.latest],
+    }
+
+
+def _row(row: Row) -> dict[str, Any]:
+    return {"key": row.key, "state": row.state, "attempts": row.attempts, "first_at": row.first_at,
+            "last_at": row.last_at, "issue": row.issue_id, "guard": row.guard, "fault": row.fault,
+            "error": row.error, "outcome_unknown": row.outcome_unknown, "summary": _state(row)}
 
 
 def _state(row: Row) -> str:
@@ -72,3 +164,10 @@ def _when(stamp: float | None) -> str:
 
 def _days(seconds: float) -> str:
     return f"{seconds / 86400:g}d"
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
