@@ -23,7 +23,7 @@ from . import log
 from .config import Settings
 from .errors import Busy, DeliveryError, LedgerDamaged, StateError
 from .mailkey import delivery_key
-from .ledger import Claim, Ledger, Row
+from .ledger import FILE_NAME, SETTLED_STATES, Claim, Ledger, Row
 from .maildir import deliver_to_maildir
 from .plan import Attempt, Outcome, Plan
 from .read import Received
@@ -60,6 +60,16 @@ def begin(received: Received, settings: Settings, *, replay: bool = False) -> "D
     except BaseException:
         ledger.close()
         raise
+
+
+def earlier(received: Received, settings: Settings) -> Outcome | None:
+    """For a dry run: what became of this mail before, when the ledger settled it; looks
+    only, and creates no ledger."""
+    if not (settings.state_dir / FILE_NAME).exists():
+        return None
+    with _open(settings) as ledger:
+        row = ledger.get(delivery_key(received))
+    return _earlier(row, settings) if row is not None and row.state in SETTLED_STATES else None
 
 
 def open_ledger(settings: Settings) -> tuple[Ledger, str | None]:

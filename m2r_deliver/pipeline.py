@@ -7,6 +7,7 @@ loop without end.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from dataclasses import dataclass
@@ -56,7 +57,10 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
         with _interruptible(settings):
             received = read()
             delivery = None if run.dry_run else once.begin(received, settings, replay=run.replay)
-            outcome = delivery.settled if delivery else None
+            outcome = delivery.settled if delivery else once.earlier(received, settings) if run.dry_run else None
+            if outcome is not None and run.dry_run:
+                stdout.write(json.dumps({"action": outcome.decision, "issue": outcome.issue_id, "url": outcome.url,
+                                         "reason": outcome.note}, ensure_ascii=False, indent=2) + "\n")
             if outcome is None:
                 mail = parse(received)
                 verdict = guards.decide(mail, settings, record=not run.dry_run)

@@ -16,8 +16,8 @@ from typing import Any, TextIO
 from .config import Settings
 from .errors import EX_CHECK_FAILED, EX_OK, StateError
 from .ledger import FILE_NAME, Ledger, Row
+from .once import _age, longest_attempt, quarantine_dir
 from .states import RowState
-from .once import longest_attempt, quarantine_dir
 
 STATES = (RowState.FILED, RowState.DROPPED, RowState.QUARANTINED, RowState.FAILED, RowState.IN_FLIGHT)
 #: ``status --check`` exit statuses (the monitoring plugins' OK, WARNING, CRITICAL).
@@ -165,9 +165,3 @@ def _when(stamp: float | None) -> str:
 def _days(seconds: float) -> str:
     return f"{seconds / 86400:g}d"
 
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"

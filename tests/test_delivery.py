@@ -155,6 +155,17 @@ def test_dry_run_prints_the_plan_and_files_nothing(site, testbed, token):
     assert testbed.issues_with_subject(f"dry {token}") == []
 
 
+def test_dry_run_of_a_mail_already_filed_says_it_is_a_duplicate(site, testbed, token):
+    mail = make_mail(f"dry again {token}")
+    issue = filed_issue(site.deliver(mail), testbed)
+    result = site.deliver(mail, "--dry-run")
+    assert result.returncode == 0 and result.stderr == ""
+    said = json.loads(result.stdout)
+    assert said["action"] == "duplicate" and said["issue"] == issue["id"]
+    assert said["reason"] == f"duplicate of #{issue['id']}"
+    assert len(testbed.issues_with_subject(f"dry again {token}")) == 1
+
+
 def test_names_are_cached_between_messages(site, testbed, token):
     site.write_config(issue='project = "helpdesk"\ntracker = "Bug"\npriority = "Low"\ncategory = "Printers"')
     filed_issue(site.deliver(make_mail(f"cache1 {token}")), testbed)

@@ -65,6 +65,18 @@ def test_the_web_forms_mail_goes_to_redmine(user, testbed, token):
     assert user.maildir(MACHINE_FOLDER) == []
 
 
+@pytest.mark.parametrize("envelope_header", ["X-Original-To", "Delivered-To"])
+def test_a_request_that_names_the_address_only_in_the_envelope_is_filed(user, testbed, token, envelope_header):
+    """Sent by Bcc (or through an alias): To and Cc name others; only the header the MTA
+    adds for the envelope recipient names the request address."""
+    mail = make_mail(f"Projector broken {token}", to="team@example.net",
+                     headers={envelope_header: REQUEST_ADDRESS})
+    result = procmail(user, mail)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b""), user.log()
+    assert filed(testbed, token) == [f"Projector broken {token}"]
+    assert user.mailbox() == b""
+
+
 def test_the_users_other_mail_goes_to_the_mailbox_untouched(user, testbed, token):
     mail = make_mail(f"Lunch on Friday? {token}", to=f"{user.name}@localhost")
     assert procmail(user, mail).returncode == 0
