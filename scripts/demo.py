@@ -20,7 +20,7 @@ def main() -> int:
     key_file.write_text(info["admin_key"])
     key_file.chmod(0o600)
     config = home / "config.toml"
-    config.write_text((ROOT / "examples" / "config.toml").read_text()
+    config.write_text((ROOT / "examples" / "original-setup.toml").read_text()
                       .replace("https://redmine.example.org", info["url"])
                       .replace("~/.config/m2r-deliver/api-key", str(key_file))
                       + f'\n[state]\ndir = "{home / "state"}"\n\n[log]\nsyslog = false\nfile = "{home / "m2r.log"}"\n')

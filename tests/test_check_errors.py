@@ -94,3 +94,20 @@ def test_unknown_tracker_status_and_priority_list_the_names_that_exist(tmp_path,
     assert "'New'" in status
     priority = next(line for line in lines if "priority 'Hihg'" in line)
     assert "'High'" in priority and "'Normal'" in priority
+
+
+def test_the_default_example_config_passes_check_on_the_test_bed(tmp_path, testbed):
+    from conftest import ROOT
+    key = tmp_path / "api-key"
+    key.write_text(testbed.admin_key)
+    key.chmod(0o600)
+    config = tmp_path / "config.toml"
+    config.write_text((ROOT / "examples" / "config.toml").read_text()
+                      .replace("https://redmine.example.org", testbed.url)
+                      .replace("~/.config/m2r-deliver/api-key", str(key)))
+    config.chmod(0o600)
+    done = subprocess.run([console_script(), "check", "--config", str(config)], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120,
+                          env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and failures(done.stdout) == [], done.stdout
+    assert "ok   [issue]: project 'helpdesk'" in done.stdout

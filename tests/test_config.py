@@ -152,15 +152,27 @@ def test_state_mistakes(tmp_path, state, words):
     assert words in str(info.value)
 
 
-def test_the_example_config_is_valid(tmp_path):
+def test_the_original_setup_example_is_valid(tmp_path):
     from conftest import ROOT
     key = key_file(tmp_path)
-    text = (ROOT / "examples" / "config.toml").read_text().replace("~/.config/m2r-deliver/api-key", str(key))
+    text = (ROOT / "examples" / "original-setup.toml").read_text().replace("~/.config/m2r-deliver/api-key", str(key))
     settings = load(str(write(tmp_path, text)), {}, {"HOME": str(tmp_path)})
     assert settings.issue == {"project": "helpdesk", "tracker": "Support"}
     assert settings.guard.trusted_senders == ("request@example.org",)
     assert settings.requester_field == "Requester e-mail" and settings.form_fields == {"対象": "cf:Target host"}
     assert [route.values["project"] for route in settings.routes] == ["ops"]
+
+
+def test_the_default_example_is_the_minimum(tmp_path):
+    """url, key file, project: nothing a stock Redmine lacks (a tracker, a custom field, a route)."""
+    from conftest import ROOT
+    key = key_file(tmp_path)
+    text = (ROOT / "examples" / "config.toml").read_text().replace("~/.config/m2r-deliver/api-key", str(key))
+    settings = load(str(write(tmp_path, text)), {}, {"HOME": str(tmp_path)})
+    assert settings.url == "https://redmine.example.org" and settings.key == "abc123"
+    assert settings.issue == {"project": "helpdesk"}
+    assert list(settings.routes) == []
+    assert not settings.guard.trusted_senders and not settings.form_fields and not settings.requester_field
 
 
 def test_allow_override_is_site_wide_not_per_route(tmp_path):
