@@ -15,7 +15,7 @@ ISSUE_LINE = re.compile(r"decision=filed issue=#(\d+)")
 
 def mail_text(issue):
     """The description below the "Requester: …" line that an issue from an unknown
-    sender starts with (README: Who files the issue); the line itself is tested in test_identity."""
+    sender starts with (docs/guide.md: Who files the issue); the line itself is tested in test_identity."""
     text = issue["description"].replace("\r\n", "\n")
     header, blank, rest = text.partition("\n\n")
     assert header.startswith("Requester: ") and blank, text

@@ -44,7 +44,7 @@ def test_without_an_admin_key_everything_is_filed_as_the_keys_user(site, testbed
 
 
 def test_unknown_user_accept_files_as_the_keys_user_and_records_the_sender(site, testbed, token):
-    """Worked example 1 in the README (Who files the issue)."""
+    """Worked example 1 in docs/guide.md (Who files the issue)."""
     site.write_config('[sender]\nrequester_field = "Requester e-mail"\n')
     issue = issue_of(site.deliver(make_mail(f"accept {token}", sender=f"Taro Yamada <taro.{token}@example.org>")),
                      testbed)
@@ -62,7 +62,7 @@ def test_unknown_user_accept_with_a_fallback_user(site, testbed, token):
 
 
 def test_unknown_user_ignore_drops_the_mail(site, testbed, token):
-    """Worked example 2 in the README (Who files the issue)."""
+    """Worked example 2 in docs/guide.md (Who files the issue)."""
     result = site.deliver(make_mail(f"ignored {token}", sender=f"taro.{token}@example.org"), "--unknown-user", "ignore")
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
     line = site.last_log_line()
@@ -74,7 +74,7 @@ def test_unknown_user_ignore_drops_the_mail(site, testbed, token):
 
 
 def test_unknown_user_create_makes_the_account_like_redmine(site, testbed, token):
-    """Worked example 3 in the README (Who files the issue): two senders, one with the defaults, one with
+    """Worked example 3 in docs/guide.md (Who files the issue): two senders, one with the defaults, one with
     --default-group, --no-account-notice and --no-notification."""
     created(testbed, "/groups.json", {"group": {"name": f"mail-{token}"}}, "group")
     plain, quiet = f"hanako.{token}@example.org", f"jiro.{token}@example.org"

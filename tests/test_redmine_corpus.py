@@ -13,7 +13,7 @@ what Redmine's test asserts. Redmine's fixtures are translated to the test bed:
 Redmine's ``:issue => {...}`` options become [issue] defaults, ``:allow_override``
 becomes allow_override, its settings (delimiters, excluded file names, preferred part)
 become [mail] keys. Where m2r-deliver deliberately differs, the test asserts our
-behaviour and says why (the README's compatibility table lists them).
+behaviour and says why (docs/guide.md's compatibility table lists them).
 """
 
 from __future__ import annotations
