@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__, log
-from .config import _duration, load
+from .config import load
+from .config.kinds import Duration
 from .errors import EX_CHECK_FAILED, EX_CLOSED_PIPE, EX_USAGE, ConfigError, DeliveryError, classify, exit_status
 from .states import Decision
 
@@ -203,11 +204,10 @@ def _run(command: str, argv: list[str], env: dict[str, str], verbose: bool, at_t
 
 
 def _max_retry_age(parser: argparse.ArgumentParser, args: argparse.Namespace) -> float:
-    try:
-        return _duration({"max_retry_age": args.max_retry_age}, "max_retry_age", 3600, "--max-retry-age")
-    except ConfigError as exc:
-        parser.error(exc.reason)
-        raise
+    problem = Duration().problem(args.max_retry_age)
+    if problem:
+        parser.error(f"--max-retry-age: {problem}")
+    return Duration().convert(args.max_retry_age)
 
 
 def _is_terminal(stream) -> bool:
