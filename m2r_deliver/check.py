@@ -267,7 +267,7 @@ def _check_ledger(settings: Settings, report: _Report) -> None:
 def _check_log(settings: Settings, report: _Report, socket_path: str = SYSLOG_SOCKET) -> None:
     """Where the one line per mail goes, and whether it can get there."""
     if settings.syslog and os.path.exists(socket_path):
-        report.ok(f"log: syslog (facility mail, tag m2r-deliver; read it with: journalctl -t m2r-deliver, "
+        report.ok("log: syslog (facility mail, tag m2r-deliver; read it with: journalctl -t m2r-deliver, "
                   "or in /var/log/mail.log where rsyslog runs)")
     elif settings.syslog:
         report.warn(f"log: no syslog socket {socket_path} on this machine: "

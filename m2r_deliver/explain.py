@@ -44,7 +44,7 @@ def connection_failure(exc: BaseException) -> str:
     return f"{where}: {_innermost(causes)}"
 
 
-def http_status(status: int | None, doing: str = "") -> str | None:
+def http_status(status: int | None) -> str | None:
     """The fix for an HTTP status Redmine answered the whole setup with (not one mail)."""
     if status == 401:
         return f"401 Unauthorized: Redmine refused the API key: {API_KEY_HOW_TO}; {KEY_FIX}"
