@@ -114,12 +114,16 @@ def test_verbose_prints_the_account_on_stderr(offline_site):
 def test_a_bug_before_delivery_starts_keeps_the_mail_silently(offline_site, monkeypatch, capsys):
     """Fault injection in-process: whatever goes wrong before the pass (here: loading the
     config raises something unexpected), the mail system sees 75 and no output."""
+    import io
+    import sys
+
     from m2r_deliver import cli
 
     def broken(*args, **kwargs):
         raise RuntimeError("injected")
 
     monkeypatch.setattr(cli, "load", broken)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(make_mail())))  # a mail system's pipe, not a terminal
     status = cli.main(["--config", str(offline_site.config_path)], env={"HOME": str(offline_site.home)})
     assert status == 75
     assert capsys.readouterr() == ("", "")
