@@ -209,7 +209,8 @@ def test_check_reports_each_finding(site, testbed):
     assert any(l.startswith("ok   Redmine") and "admin's" in l for l in lines)
     assert "ok   the key's user is an administrator" in lines
     assert any(l.startswith("ok   [issue]: project 'helpdesk'") for l in lines)
-    assert "FAIL route #1: category 'Nope' not found in Redmine" in lines
+    assert any(l.startswith("FAIL route #1: category 'Nope' not found in Redmine; the names that exist: ")
+               for l in lines), lines
     site.write_config()
     site.key_file.write_text(testbed.info["gateway_key"])
     proc = subprocess.run([console_script(), "check", "--config", str(site.config_path)], capture_output=True,
