@@ -138,10 +138,11 @@ def _check_values(resolver, api, label: str, values: dict[str, Any], report: _Re
     try:
         fields, unknown = api.resolve_fields(resolver, project, {k: v for k, v in values.items() if v is not None})
     except DeliveryError as exc:
-        names = _existing_names(resolver.redmine, api, "project", project) if getattr(exc, "status", None) == 404 else None
-        report.fail(f"{label}: " + (explain.unknown_name(f"project {project!r}", names, " (or the key's user cannot "
-                                                         "see it)") if names is not None
-                                    else f"project {project!r}: {exc.reason}"))
+        missing = getattr(exc, "status", None) == 404
+        names = _existing_names(resolver.redmine, api, "project", project) if missing else None
+        report.fail(f"{label}: " + (f"project {project!r}: {exc.reason}" if names is None else
+                                    explain.unknown_name(f"project {project!r}", names,
+                                                         " (or the key's user cannot see it)")))
         return {}
     report.ok(f"{label}: project {project!r} is #{fields['project_id']}")
     for name in unknown:

@@ -66,7 +66,8 @@ def build_parser(command: str = "deliver", interactive: bool = False) -> argpars
         p.add_argument("--max-retry-age", metavar="DURATION", default="1h",
                        help="with --check: mail in retry longer than this is an alarm (default 1h; 30m, 12h, 2d…)")
     if command == "replay":
-        p.add_argument("maildir", nargs="?", metavar="MAILDIR", help="Maildir to replay (default: <state dir>/quarantine)")
+        p.add_argument("maildir", nargs="?", metavar="MAILDIR",
+                       help="Maildir to replay (default: <state dir>/quarantine)")
     p.add_argument("-V", "--version", action="version", version=f"m2r-deliver {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="print an account of the delivery on stderr")
     p.add_argument("--config", metavar="PATH", help="TOML config (default $XDG_CONFIG_HOME/m2r-deliver/config.toml)")
