@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import functools
 import hashlib
 import io
 import os
@@ -14,27 +13,15 @@ import urllib.parse
 
 import pytest
 
-from conftest import corpus_file
-from m2r_deliver.mail import _decoded_chunks, _leaf_parts, parse
-from m2r_deliver.read import read_message
-from test_charsets import sjis_to_jis
-from test_delivery import filed_issue, mail_text
+from m2r_deliver.mail import _decoded_chunks, _leaf_parts
+from support.mails import parsed, sjis_to_jis
+from support.paths import corpus_dir
+from support.testbed import filed_issue, mail_text
 
-@pytest.fixture
-def site(site):
-    """The shared Redmine answers slowly while others' suites run (uploads above all):
-    these tests wait a minute for an answer, not the usual ten seconds."""
-    site.write_config = functools.partial(site.write_config, redmine="timeout = 60")
-    site.write_config()
-    return site
-
+pytestmark = pytest.mark.patient
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(3000)
-
-
-def parsed(data: bytes):
-    return parse(read_message(io.BytesIO(data)))
 
 
 def b64(data: bytes) -> bytes:
@@ -135,7 +122,7 @@ def test_sliced_decoding_is_byte_for_byte_the_librarys(size):
 def test_sliced_decoding_matches_the_library_on_every_corpus_part():
     compared = 0
     for folder in ("redmine-mail-handler", "bounces"):
-        for path in sorted(corpus_file(folder).iterdir()):
+        for path in sorted(corpus_dir(folder).iterdir()):
             for leaf in _leaf_parts(parsed(path.read_bytes()).message):
                 if leaf.get_content_type() != "message/rfc822":
                     assert b"".join(_decoded_chunks(leaf)) == (leaf.get_payload(decode=True) or b""), path.name

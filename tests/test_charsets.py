@@ -6,35 +6,9 @@ import random
 import pytest
 
 from m2r_deliver.charsets import decode, decode_header
+from support.mails import sjis_to_jis
 
 CP932_TEXT = "見積書①㈱髙～テスト"
-
-
-def sjis_to_jis(data: bytes) -> bytes:
-    """ISO-2022-JP bytes for CP932 text (what Outlook's CP50220 writes), built by hand."""
-    out, i, kanji = bytearray(), 0, False
-    while i < len(data):
-        s1 = data[i]
-        if s1 < 0x80:
-            if kanji:
-                out += b"\x1b(B"
-                kanji = False
-            out.append(s1)
-            i += 1
-            continue
-        if not kanji:
-            out += b"\x1b$B"
-            kanji = True
-        s2 = data[i + 1]
-        i += 2
-        s1 -= 0x40 if s1 >= 0xE0 else 0
-        j1 = (s1 - 0x81) * 2 + 0x21
-        if s2 >= 0x9F:
-            j1, j2 = j1 + 1, s2 - 0x7E
-        else:
-            j2 = s2 - 0x1F - (1 if s2 >= 0x80 else 0)
-        out += bytes((j1, j2))
-    return bytes(out + (b"\x1b(B" if kanji else b""))
 
 
 @pytest.mark.parametrize("label", ["Shift_JIS", "shift-jis", "x-sjis", "windows-31j", "cp932"])

@@ -153,7 +153,7 @@ def test_state_mistakes(tmp_path, state, words):
 
 
 def test_the_original_setup_example_is_valid(tmp_path):
-    from conftest import ROOT
+    from support.paths import ROOT
     key = key_file(tmp_path)
     text = (ROOT / "examples" / "original-setup.toml").read_text().replace("~/.config/m2r-deliver/api-key", str(key))
     settings = load(str(write(tmp_path, text)), {}, {"HOME": str(tmp_path)})
@@ -165,7 +165,7 @@ def test_the_original_setup_example_is_valid(tmp_path):
 
 def test_the_default_example_is_the_minimum(tmp_path):
     """url, key file, project: nothing a stock Redmine lacks (a tracker, a custom field, a route)."""
-    from conftest import ROOT
+    from support.paths import ROOT
     key = key_file(tmp_path)
     text = (ROOT / "examples" / "config.toml").read_text().replace("~/.config/m2r-deliver/api-key", str(key))
     settings = load(str(write(tmp_path, text)), {}, {"HOME": str(tmp_path)})
@@ -365,7 +365,7 @@ def page_keys(text):
 
 
 def test_the_man_page_lists_every_key_and_no_other():
-    from conftest import ROOT
+    from support.paths import ROOT
     from m2r_deliver.config import SCHEMA
 
     committed = (ROOT / "man" / "m2r-deliver.toml.5").read_text()
@@ -376,7 +376,7 @@ def test_the_man_page_lists_every_key_and_no_other():
 
 
 def test_the_man_page_is_what_the_generator_writes():
-    from conftest import ROOT
+    from support.paths import ROOT
     from m2r_deliver import manpage
 
     assert (ROOT / "man" / "m2r-deliver.toml.5").read_text() == manpage.render(), \
@@ -396,7 +396,7 @@ def test_the_page_check_notices_a_stale_page(tmp_path):
 
 @pytest.mark.parametrize("command", [["mandoc", "-Tlint", "-Wstyle"], ["groff", "-ww", "-man", "-z"]])
 def test_the_man_page_renders_without_warnings(command):
-    from conftest import ROOT
+    from support.paths import ROOT
 
     if not shutil.which(command[0]):
         pytest.skip(f"{command[0]} is not installed")

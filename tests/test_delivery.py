@@ -2,33 +2,12 @@
 
 import base64
 import json
-import re
 
 import pytest
 
-from conftest import corpus_file
-from mailfactory import make_mail
-from test_charsets import sjis_to_jis
-
-ISSUE_LINE = re.compile(r"decision=filed issue=#(\d+)")
-
-
-def mail_text(issue):
-    """The description below the "Requester: …" line that an issue from an unknown
-    sender starts with (docs/guide.md: Who files the issue); the line itself is tested in test_identity."""
-    text = issue["description"].replace("\r\n", "\n")
-    header, blank, rest = text.partition("\n\n")
-    assert header.startswith("Requester: ") and blank, text
-    return rest
-
-
-def filed_issue(result, testbed):
-    assert result.returncode == 0, result
-    assert result.stdout == "" and result.stderr == ""
-    match = ISSUE_LINE.search(result.log.strip().splitlines()[-1])
-    assert match, result.log
-    return testbed.issue(int(match.group(1)))
-
+from support.paths import console_script, corpus_file
+from support.mails import make_mail, sjis_to_jis
+from support.testbed import filed_issue, mail_text
 
 def test_plain_request_becomes_an_issue(site, testbed, token):
     body = f"The printer on floor 3 is jammed.\n\nRef {token}\n  indented line"
@@ -128,7 +107,6 @@ def test_project_from_subaddress(site, testbed, token):
 def test_rdm_mailhandler_flags_work_without_a_config_file(tmp_path, testbed, token):
     import os
     import subprocess
-    from conftest import console_script
     key = tmp_path / "key"
     key.write_text(testbed.admin_key)
     key.chmod(0o600)
@@ -199,7 +177,6 @@ def test_unknown_tracker_is_a_config_error(site, testbed, token):
 
 def test_check_reports_each_finding(site, testbed):
     import subprocess
-    from conftest import console_script
     site.write_config('[[route]]\nto = "x@example.org"\nproject = "ops"\ncategory = "Nope"\n',
                       issue='project = "helpdesk"\ntracker = "Support"\nfixed_version = "1.0"')
     proc = subprocess.run([console_script(), "check", "--config", str(site.config_path)], capture_output=True,

@@ -19,10 +19,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import console_script
-from faultproxy import FaultProxy
-from fakeserver import answering
-from mailfactory import make_mail
+from support.paths import console_script, unavailable
+from support.faultproxy import FaultProxy
+from support.fakeserver import answering
+from support.mails import make_mail
 
 KINDS = ["marker", "ledger-only"]
 
@@ -113,7 +113,7 @@ def test_a_mail_without_message_id_is_known_by_its_digest(site, testbed, token):
 
 def test_two_hosts_with_the_marker_file_one_issue(site, testbed, token, tmp_path_factory):
     """Two MX hosts (two state dirs) receive the same list mail, one after the other."""
-    from conftest import Site
+    from support.testbed import Site
     other = Site(tmp_path_factory.mktemp("second-host"), testbed.url, testbed.admin_key)
     for host in (site, other):
         configure(host, "marker")
@@ -316,7 +316,7 @@ def mounted_tmpfs(path, options):
     path.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}): needs root with CAP_SYS_ADMIN")
+        unavailable(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}): needs root with CAP_SYS_ADMIN")
     try:
         yield path
     finally:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from fakeserver import answering, misbehaving
-from mailfactory import make_mail
+from support.fakeserver import answering, misbehaving
+from support.mails import make_mail
 
 
 def assert_silent_tempfail(result, *log_words):

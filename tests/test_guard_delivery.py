@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, ROOT, console_script, corpus_file
-from mailfactory import make_mail
+from support.paths import CORPUS, ROOT, console_script, corpus_file
+from support.mails import make_mail
 
 FIXTURES = ROOT / "tests" / "fixtures" / "guards"
 BOUNCES = sorted(p.name for p in (CORPUS / "bounces").glob("*.txt")) or ["(corpus absent)"]

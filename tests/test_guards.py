@@ -4,30 +4,23 @@ in test_guard_delivery.py)."""
 
 from __future__ import annotations
 
-import io
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-from mailfactory import make_mail
+from support.paths import ROOT
+from support.mails import make_mail, parsed
 from m2r_deliver import guards
 from m2r_deliver.config import GUARD_NAMES, GuardSettings, Settings, load
 from m2r_deliver.errors import ConfigError, StateError
 from m2r_deliver.guards import bounce as bounce_module
 from m2r_deliver.guards.automatic import first_token
 from m2r_deliver.guards.rate_limit import STATE_FILE
-from m2r_deliver.mail import parse
-from m2r_deliver.read import read_message
 
 FIXTURES = ROOT / "tests" / "fixtures" / "guards"
 WEB_FORM = {"Auto-Submitted": "auto-generated", "Precedence": "list", "List-Id": "<request.example.org>"}
-
-
-def mail_of(data: bytes):
-    return parse(read_message(io.BytesIO(data)))
 
 
 def settings(**guard) -> Settings:
@@ -35,7 +28,7 @@ def settings(**guard) -> Settings:
 
 
 def verdict(data: bytes, **guard):
-    return guards.run(mail_of(data), settings(**guard))
+    return guards.run(parsed(data), settings(**guard))
 
 
 def fired(data: bytes, **guard) -> str | None:
@@ -147,7 +140,7 @@ def pasted_bounce() -> str:
 
 def test_flufl_bounce_alone_would_call_a_pasted_bounce_a_bounce_but_the_guard_does_not():
     data = (FIXTURES / "human-pastes-bounce.eml").read_bytes()
-    assert bounce_module.failed_recipients(mail_of(data)) == {b"buyer@acme.example"}
+    assert bounce_module.failed_recipients(parsed(data)) == {b"buyer@acme.example"}
     assert verdict(data) is None
 
 
@@ -304,10 +297,10 @@ def limited(tmp_path: Path, limit: int, **guard) -> Settings:
 
 def test_rate_limit_counts_per_sender_and_holds_the_next(tmp_path):
     config = limited(tmp_path, 2)
-    assert guards.decide(mail_of(make_mail(sender="a@example.org")), config) is None
-    assert guards.decide(mail_of(make_mail(sender="a@example.org")), config) is None
-    assert guards.decide(mail_of(make_mail(sender="b@example.org")), config) is None
-    held = guards.decide(mail_of(make_mail(sender="a@example.org")), config)
+    assert guards.decide(parsed(make_mail(sender="a@example.org")), config) is None
+    assert guards.decide(parsed(make_mail(sender="a@example.org")), config) is None
+    assert guards.decide(parsed(make_mail(sender="b@example.org")), config) is None
+    held = guards.decide(parsed(make_mail(sender="a@example.org")), config)
     assert held.guard == "rate_limit" and held.action == "hold"
     assert held.reason == "2 mails from a@example.org within 3600 s (rate_limit = 2)"
 
@@ -315,9 +308,9 @@ def test_rate_limit_counts_per_sender_and_holds_the_next(tmp_path):
 def test_a_retry_of_an_admitted_mail_is_not_counted_again(tmp_path):
     config = limited(tmp_path, 1)
     first = make_mail()
-    assert guards.decide(mail_of(first), config) is None
-    assert guards.decide(mail_of(first), config) is None
-    assert guards.decide(mail_of(make_mail()), config).guard == "rate_limit"
+    assert guards.decide(parsed(first), config) is None
+    assert guards.decide(parsed(first), config) is None
+    assert guards.decide(parsed(make_mail()), config).guard == "rate_limit"
 
 
 def test_the_window_slides(tmp_path, monkeypatch):
@@ -326,36 +319,36 @@ def test_the_window_slides(tmp_path, monkeypatch):
     clock = [1_000_000.0]
     monkeypatch.setattr(rate_limit.time, "time", lambda: clock[0])
     config = limited(tmp_path, 1, rate_window=60.0)
-    assert guards.decide(mail_of(make_mail()), config) is None
+    assert guards.decide(parsed(make_mail()), config) is None
     clock[0] += 59
-    assert guards.decide(mail_of(make_mail()), config).guard == "rate_limit"
+    assert guards.decide(parsed(make_mail()), config).guard == "rate_limit"
     clock[0] += 2
-    assert guards.decide(mail_of(make_mail()), config) is None
+    assert guards.decide(parsed(make_mail()), config) is None
     rows = sqlite3.connect(tmp_path / "state" / STATE_FILE).execute("SELECT count(*) FROM admitted").fetchone()
     assert rows == (1,)
 
 
 def test_dry_run_writes_no_state(tmp_path):
     config = limited(tmp_path, 1)
-    assert guards.decide(mail_of(make_mail()), config, record=False) is None
+    assert guards.decide(parsed(make_mail()), config, record=False) is None
     assert not (tmp_path / "state").exists()
-    guards.decide(mail_of(make_mail()), config)
-    assert guards.decide(mail_of(make_mail()), config, record=False).guard == "rate_limit"
-    assert guards.decide(mail_of(make_mail()), config).guard == "rate_limit"
+    guards.decide(parsed(make_mail()), config)
+    assert guards.decide(parsed(make_mail()), config, record=False).guard == "rate_limit"
+    assert guards.decide(parsed(make_mail()), config).guard == "rate_limit"
 
 
 def test_trusted_senders_and_dropped_mail_are_not_counted(tmp_path):
     config = limited(tmp_path, 1, trusted_senders=("request@example.org",))
     for _ in range(3):
-        assert guards.decide(mail_of(make_mail(sender="request@example.org", headers=WEB_FORM)), config) is None
+        assert guards.decide(parsed(make_mail(sender="request@example.org", headers=WEB_FORM)), config) is None
     for _ in range(3):
-        assert guards.decide(mail_of(make_mail(headers={"Precedence": "bulk"})), config).guard == "bulk"
-    assert guards.decide(mail_of(make_mail()), config) is None
-    assert guards.decide(mail_of(make_mail()), config).guard == "rate_limit"
+        assert guards.decide(parsed(make_mail(headers={"Precedence": "bulk"})), config).guard == "bulk"
+    assert guards.decide(parsed(make_mail()), config) is None
+    assert guards.decide(parsed(make_mail()), config).guard == "rate_limit"
 
 
 def test_unusable_state_is_a_state_error(tmp_path):
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / STATE_FILE).write_text("this is not a database, it is a text file" * 30)
     with pytest.raises(StateError, match="rate-limit state"):
-        guards.decide(mail_of(make_mail()), limited(tmp_path, 5))
+        guards.decide(parsed(make_mail()), limited(tmp_path, 5))

@@ -4,8 +4,8 @@ of a web form. Users, groups and projects a test needs are made with unique name
 
 import json
 
-from mailfactory import make_mail
-from testbed_data import (created, filed_issue_id, make_issue, make_project, make_user, notification_about,
+from support.mails import make_mail
+from support.testbed import (created, filed_issue_id, make_issue, make_project, make_user, notification_about,
                           notifications, wait_for)
 
 FORM_CONFIG = ('[sender]\nfallback_user = "gateway"\nrequester_labels = ["依頼者メール", "Requester e-mail"]\n'
@@ -190,7 +190,7 @@ def test_dry_run_shows_whom_it_would_file_as_and_creates_nothing(site, testbed, 
 
 def check(site):
     import subprocess
-    from conftest import console_script
+    from support.paths import console_script
     proc = subprocess.run([console_script(), "check", "--config", str(site.config_path)], capture_output=True,
                           text=True, timeout=120)
     return proc.returncode, proc.stdout.splitlines()

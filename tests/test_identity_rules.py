@@ -1,23 +1,16 @@
 """The pure identity rules: Authentication-Results, new accounts, watchers, form fields,
 what is recorded of the requester. (Filing as users is in test_identity.py.)"""
 
-import io
 
 import pytest
 
-from mailfactory import make_mail
+from support.mails import make_mail, parsed
 from m2r_deliver import form
 from m2r_deliver.config import Route, Settings
 from m2r_deliver.identity import Account, Acting, authenticate, new_account, record_requester, watcher_addresses
-from m2r_deliver.mail import parse
 from m2r_deliver.plan import Person
-from m2r_deliver.read import read_message
 
 SETTINGS = Settings(url="http://r.example", key="k")
-
-
-def parsed(data: bytes):
-    return parse(read_message(io.BytesIO(data)))
 
 
 def results(*values, sender="John Smith <jsmith@example.org>"):

@@ -11,9 +11,10 @@ from m2r_deliver import keywords
 from m2r_deliver.config import load
 from m2r_deliver.errors import ConfigError
 from m2r_deliver.keyed import custom_field_value
-from test_charsets import sjis_to_jis
-from test_attachments import site  # noqa: F401 (a patient site, as a fixture)
-from test_delivery import filed_issue, mail_text
+from support.mails import sjis_to_jis
+from support.testbed import filed_issue, mail_text
+
+pytestmark = pytest.mark.patient
 
 ALL = frozenset({"tracker", "status", "priority", "category", "assigned_to", "fixed_version", "start_date",
                  "due_date", "estimated_hours", "done_ratio", "private", "parent_issue", "custom_fields"})
@@ -165,7 +166,7 @@ def test_value_redmine_refuses_costs_only_that_keyword(site, testbed, token):
 def test_check_reports_a_misspelt_custom_field_override(site, testbed):
     import subprocess
 
-    from conftest import console_script
+    from support.paths import console_script
 
     site.write_config(issue='project = "helpdesk"\nallow_override = ["custom_field:Target host", "custom_field:Targt"]')
     proc = subprocess.run([console_script(), "check", "--config", str(site.config_path)], capture_output=True,

@@ -13,7 +13,7 @@ from m2r_deliver.mailkey import delivery_key
 from m2r_deliver.ledger import FILE_NAME, Ledger
 from m2r_deliver.states import RowState
 from m2r_deliver.read import Received, read_message
-from mailfactory import make_mail
+from support.mails import make_mail
 
 
 def open_ledger(tmp_path, **kw):

@@ -1,18 +1,10 @@
 """Parsing: bytes → Mail, on the project's own fixtures and Redmine's corpus."""
 
-import io
-
 import pytest
 
-from conftest import corpus_file
-from mailfactory import make_mail
+from support.paths import corpus_dir, corpus_file
+from support.mails import make_mail, parsed
 from m2r_deliver.errors import MailError
-from m2r_deliver.mail import parse
-from m2r_deliver.read import read_message
-
-
-def parsed(data: bytes):
-    return parse(read_message(io.BytesIO(data)))
 
 
 def test_mbox_from_line_is_accepted_and_kept_in_raw():
@@ -80,7 +72,7 @@ def test_corpus_bodies_in_other_charsets():
 
 def test_every_corpus_mail_parses():
     for folder in ("redmine-mail-handler", "bounces"):
-        for path in sorted(corpus_file(folder).iterdir()):
+        for path in sorted(corpus_dir(folder).iterdir()):
             if path.suffix in (".eml", ".txt"):
                 mail = parsed(path.read_bytes())
                 assert isinstance(mail.subject, str) and isinstance(mail.body, str), path.name

@@ -12,8 +12,8 @@ from m2r_deliver.errors import ConfigError
 from m2r_deliver.ledger import Ledger
 from m2r_deliver.states import RowState
 from m2r_deliver.read import read_message
-from fakeserver import answering
-from mailfactory import make_mail
+from support.fakeserver import answering
+from support.mails import make_mail
 
 
 def settings_of(site, state=""):

@@ -24,9 +24,10 @@ import re
 
 import pytest
 
-from conftest import corpus_file
-from test_attachments import site  # noqa: F401 (a patient site, as a fixture)
-from test_delivery import filed_issue
+from support.paths import corpus_file
+from support.testbed import filed_issue
+
+pytestmark = pytest.mark.patient
 
 MH = "redmine-mail-handler"
 ONLINESTORE = (b"onlinestore", b"helpdesk")

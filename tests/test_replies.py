@@ -7,9 +7,9 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from conftest import corpus_file
-from mailfactory import as_new_message, make_mail
-from testbed_data import (add_note, filed_issue_id, make_issue, make_project, notification_about, text_of,
+from support.paths import corpus_file
+from support.mails import as_new_message, make_mail
+from support.testbed import (add_note, filed_issue_id, make_issue, make_project, notification_about, text_of,
                           wait_for)
 
 

@@ -1,19 +1,11 @@
 """Thread detection: Redmine's Message-ID tokens, its subject tag, and our own Message-IDs."""
 
-import io
-
 import pytest
 
-from conftest import corpus_file
-from mailfactory import make_mail
-from m2r_deliver.mail import parse
+from support.paths import corpus_file
+from support.mails import make_mail, parsed
 from m2r_deliver.plan import ThreadRef
-from m2r_deliver.read import read_message
 from m2r_deliver.thread import references, subject_issue_id
-
-
-def parsed(data: bytes):
-    return parse(read_message(io.BytesIO(data)))
 
 
 def test_issue_token_in_in_reply_to():

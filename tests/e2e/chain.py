@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import testbed_data
-from conftest import ROOT, console_script
+from support import testbed as testbed_data
+from support.paths import ROOT, console_script
 
 EXAMPLES = ROOT / "examples"
 #: A Redmine that is down: nothing listens on the discard port, so connecting is refused.

@@ -5,7 +5,7 @@ example's mda line must find it by itself."""
 
 import pytest
 
-from mailfactory import make_mail
+from support.mails import make_mail
 
 from .chain import EXAMPLES, REDMINE_DOWN, HostError, redmine_notification
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailfactory import make_mail, new_msgid
+from support.mails import make_mail, new_msgid
 
 from .chain import REDMINE_DOWN, HostError, message_ids, redmine_notification, wait_for
 

@@ -5,7 +5,7 @@ m2r-deliver in ~/bin."""
 import pytest
 
 from m2r_deliver.config import SCHEMA
-from mailfactory import make_mail
+from support.mails import make_mail
 
 from .chain import REDMINE_DOWN, REQUEST_ADDRESS, message_ids, redmine_notification
 

@@ -1,7 +1,9 @@
-"""Builds test mails as bytes, with the headers and charsets a test asks for."""
+"""Builds test mails as bytes, with the headers and charsets a test asks for, and parses
+them the way the program does."""
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from email.header import Header
@@ -9,6 +11,9 @@ from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formatdate
+
+from m2r_deliver.mail import Mail, parse
+from m2r_deliver.read import read_message
 
 
 def new_msgid(tag: str = "t") -> str:
@@ -58,3 +63,35 @@ def as_new_message(mail: bytes) -> bytes:
     replaced, count = re.subn(rb"(?im)^Message-I[dD]:[^\r\n]*", f"Message-ID: <{new_msgid('again')}>".encode(), mail,
                               count=1)
     return replaced if count else f"Message-ID: <{new_msgid('again')}>\r\n".encode() + mail
+
+
+def parsed(data: bytes) -> Mail:
+    """*data* read and parsed as the program does, before any guard or route."""
+    return parse(read_message(io.BytesIO(data)))
+
+
+def sjis_to_jis(data: bytes) -> bytes:
+    """ISO-2022-JP bytes for CP932 text (what Outlook's CP50220 writes), built by hand."""
+    out, i, kanji = bytearray(), 0, False
+    while i < len(data):
+        s1 = data[i]
+        if s1 < 0x80:
+            if kanji:
+                out += b"\x1b(B"
+                kanji = False
+            out.append(s1)
+            i += 1
+            continue
+        if not kanji:
+            out += b"\x1b$B"
+            kanji = True
+        s2 = data[i + 1]
+        i += 2
+        s1 -= 0x40 if s1 >= 0xE0 else 0
+        j1 = (s1 - 0x81) * 2 + 0x21
+        if s2 >= 0x9F:
+            j1, j2 = j1 + 1, s2 - 0x7E
+        else:
+            j2 = s2 - 0x1F - (1 if s2 >= 0x80 else 0)
+        out += bytes((j1, j2))
+    return bytes(out + (b"\x1b(B" if kanji else b""))
