@@ -20,7 +20,7 @@ class Names(Protocol):
         """The project's id, None when there is no such project."""
 
     def custom_field(self, name: str) -> dict[str, Any] | None:
-        """An issue custom field: ``{"id", "multiple", "values"}``; None when unknown."""
+        """An issue custom field: ``{"id", "multiple", "values", "format"}``; None when unknown."""
 
     def attribute(self, project: str, name: str, value: Any) -> dict[str, Any] | None:
         """The API attributes one named attribute sets in *project*; None when unknown."""
@@ -99,6 +99,9 @@ def _keyword_fields(resolver: Names, project: str, keyword: Keyword) -> tuple[di
     if definition is None:
         return None, None if keyword.speculative else f"custom field {keyword.name!r} unknown: ignored"
     value = custom_field_value(definition, keyword.value)
+    if value is not None and definition.get("format") == "version":  # named, stored as the version's id
+        version = resolver.attribute(project, "fixed_version", value.strip())
+        value = version["fixed_version_id"] if version else None
     if value is None:
         return None, f"custom field {keyword.name!r}: {keyword.value!r} is not one of its values: ignored"
     return {"custom_fields": [{"id": definition["id"], "value": value}]}, None

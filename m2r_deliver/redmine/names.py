@@ -139,7 +139,8 @@ class Resolver:
 
 def _definition(field) -> dict[str, Any]:
     values = [v.get("value") for v in getattr(field, "possible_values", None) or [] if isinstance(v, dict)]
-    return {"id": field.id, "multiple": bool(getattr(field, "multiple", False)), "values": values}
+    return {"id": field.id, "multiple": bool(getattr(field, "multiple", False)), "values": values,
+            "format": getattr(field, "field_format", None)}
 
 
 def resolve_fields(resolver: Resolver, project: str, fields: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

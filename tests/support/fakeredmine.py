@@ -1,0 +1,142 @@
+"""A small in-process Redmine for the fast layer: it speaks the few REST calls a delivery
+makes (names, the key's user, users by address, an issue, creating an issue, adding a
+note), keeps what it was asked to write, and answers every other request 404. Its answers
+follow the test-bed Redmine's; the real-Redmine tests of the same decisions keep it honest.
+
+    with FakeRedmine() as redmine:
+        redmine.issues[12] = {"project": "helpdesk", "subject": "VPN"}
+        ... deliver with url = redmine.url ...
+        redmine.created, redmine.updated
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+PROJECTS = {"helpdesk": 1, "ops": 2}
+TRACKERS = {"Bug": 1, "Feature": 2, "Support": 3}
+STATUSES = {"New": 1, "In Progress": 2, "Resolved": 3, "Closed": 5}
+PRIORITIES = {"Low": 1, "Normal": 2, "High": 3, "Urgent": 4}
+VERSIONS = {"1.0": 7}
+#: id → (name, format, multiple, possible values)
+CUSTOM_FIELDS = {1: ("Message-ID", "string", False, ()), 5: ("Database", "list", False, ("MySQL", "PostgreSQL")),
+                 7: ("Affected version", "version", False, ())}
+ADMIN = {"id": 1, "login": "admin", "firstname": "Redmine", "lastname": "Admin", "mail": "admin@redmine.test",
+         "admin": True, "status": 1}
+JSMITH = {"id": 2, "login": "jsmith", "firstname": "John", "lastname": "Smith", "mail": "jsmith@example.net",
+          "admin": False, "status": 1, "memberships": [{"project": {"id": 1, "name": "Helpdesk"},
+                                                         "roles": [{"id": 3, "name": "Manager"}]}]}
+
+
+class FakeRedmine:
+    def __init__(self, refuse_create: tuple[int, dict] | None = None):
+        #: Issues it knows: id → {"project": identifier, "subject": …}.
+        self.issues: dict[int, dict] = {}
+        #: What it was asked to write: the bodies of POST /issues.json and PUT /issues/N.json.
+        self.created: list[dict] = []
+        self.updated: list[tuple[int, dict]] = []
+        #: Every request: (method, path without the query).
+        self.seen: list[tuple[str, str]] = []
+        self.refuse_create = refuse_create
+        self._next_id = 100
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, answer = fake._answer(self.command, self.path, body)
+                data = json.dumps(answer).encode() if answer is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeRedmine":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [(method, path) for method, path in self.seen if method != "GET"]
+
+    def _answer(self, method: str, target: str, body: bytes) -> tuple[int, dict | None]:
+        parts = urlsplit(target)
+        path, query = parts.path, parse_qs(parts.query)
+        self.seen.append((method, path))
+        named = {
+            "/trackers.json": ("trackers", TRACKERS),
+            "/issue_statuses.json": ("issue_statuses", STATUSES),
+            "/enumerations/issue_priorities.json": ("issue_priorities", PRIORITIES),
+        }
+        if method == "GET" and path in named:
+            key, names = named[path]
+            return 200, {key: [{"id": i, "name": n} for n, i in names.items()]}
+        if method == "GET" and path == "/projects.json":
+            projects = [{"id": i, "identifier": p, "name": p.capitalize(), "status": 1} for p, i in PROJECTS.items()]
+            return 200, {"projects": projects, "total_count": len(projects), "offset": 0, "limit": 100}
+        if method == "GET" and re.fullmatch(r"/projects/[^/]+/versions\.json", path):
+            return 200, {"versions": [{"id": i, "name": n} for n, i in VERSIONS.items()], "total_count": 1}
+        if method == "GET" and path == "/custom_fields.json":
+            return 200, {"custom_fields": [
+                {"id": i, "name": n, "customized_type": "issue", "field_format": f, "multiple": m,
+                 **({"possible_values": [{"value": v} for v in values]} if values else {})}
+                for i, (n, f, m, values) in CUSTOM_FIELDS.items()]}
+        if method == "GET" and path == "/users/current.json":
+            return 200, {"user": ADMIN}
+        if method == "GET" and path == "/users.json":
+            name = (query.get("name") or [""])[0].casefold()
+            users = [u for u in (ADMIN, JSMITH) if name and name in (u["mail"], u["login"])]
+            return 200, {"users": users, "total_count": len(users), "offset": 0, "limit": 25}
+        if method == "GET" and (match := re.fullmatch(r"/users/(\d+)\.json", path)):
+            user = {1: ADMIN, 2: JSMITH}.get(int(match.group(1)))
+            return (200, {"user": user}) if user else (404, None)
+        if method == "GET" and path == "/roles/3.json":
+            return 200, {"role": {"id": 3, "name": "Manager",
+                                  "permissions": ["add_issues", "edit_issues", "add_issue_notes", "view_issues"]}}
+        if method == "GET" and path == "/issues.json":
+            return 200, {"issues": [], "total_count": 0, "offset": 0, "limit": 100}
+        if (match := re.fullmatch(r"/issues/(\d+)\.json", path)) and method in ("GET", "PUT"):
+            issue_id = int(match.group(1))
+            if issue_id not in self.issues:
+                return 404, None
+            if method == "PUT":
+                self.updated.append((issue_id, json.loads(body)["issue"]))
+                return 204, None
+            known = self.issues[issue_id]
+            project = known["project"]
+            return 200, {"issue": {"id": issue_id, "subject": known["subject"], "journals": [], "watchers": [],
+                                   "project": {"id": PROJECTS[project], "name": project.capitalize()},
+                                   "status": {"id": 1, "name": "New", "is_closed": False}}}
+        if method == "GET" and (match := re.fullmatch(r"/projects/(\w+)\.json", path)):
+            ident = match.group(1)
+            key = ident if ident in PROJECTS else next((p for p, i in PROJECTS.items() if str(i) == ident), None)
+            return (200, {"project": {"id": PROJECTS[key], "identifier": key, "name": key.capitalize(),
+                                      "status": 1}}) if key else (404, None)
+        if method == "POST" and path.endswith("/issues.json"):
+            if self.refuse_create:
+                return self.refuse_create
+            fields = json.loads(body)["issue"]
+            if match := re.fullmatch(r"/projects/(\d+)/issues\.json", path):  # python-redmine names it in the path
+                fields.setdefault("project_id", int(match.group(1)))
+            self.created.append(fields)
+            self._next_id += 1
+            return 201, {"issue": {"id": self._next_id, **fields}}
+        return 404, None
