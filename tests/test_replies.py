@@ -3,6 +3,7 @@ notifications (captured from its mail_dir), to the subject tag alone, to missing
 locked issues, and Redmine's own reply cases from its test suite."""
 
 import json
+import re
 from email.header import decode_header, make_header
 
 import pytest
@@ -103,8 +104,12 @@ def test_replies_to_closed_issues_and_closed_projects(site, testbed, token):
     reply = make_mail(f"Re: [Helpdesk - Bug #{closed}] Closed", "One more thing.", sender="jsmith@example.net")
     assert filed_issue_id(site.deliver(reply)) == closed  # like Redmine: closed issues take notes
     site.write_config('[reply]\nclosed = "missing"\nmissing = "drop"\n')
-    site.deliver(as_new_message(reply))
+    dropped = site.deliver(as_new_message(reply))
+    assert (dropped.returncode, dropped.stdout, dropped.stderr) == (0, "", "")
+    assert "decision=dropped" in site.last_log_line() and "guard=reply" in site.last_log_line()
     assert "is closed and [reply] closed = missing" in site.last_log_line()
+    assert len(testbed.issue(closed)["journals"]) == 2, "the closing note and the first reply: nothing more"
+    assert testbed.issues_with_subject(f"Re: [Helpdesk - Bug #{closed}] Closed") == [], "no new issue either"
     project = make_project(testbed, f"c{token}")
     in_closed_project = make_issue(testbed, f"Archived {token}", project=project["identifier"])
     assert testbed.api("PUT", f"/projects/{project['identifier']}/close.json").status_code == 204
@@ -112,6 +117,7 @@ def test_replies_to_closed_issues_and_closed_projects(site, testbed, token):
     reply = make_mail(f"Re: [Test - Bug #{in_closed_project}] Archived {token}", "Hello?", sender="jsmith@example.net")
     new_id = filed_issue_id(site.deliver(reply))
     assert new_id != in_closed_project and testbed.issue(new_id)["project"]["id"] == testbed.info["projects"]["helpdesk"]
+    assert testbed.issue(in_closed_project)["journals"] == [], "no note on the issue of the closed project"
 
 
 # Redmine's reply cases (redmine/redmine test/unit/mail_handler_test.rb). Mapping to the
@@ -139,7 +145,7 @@ def replied(site, testbed, token):
 
 @pytest.mark.parametrize("name,starts", [
     ("ticket_reply.eml", "This is reply"),                      # test_update_issue
-    ("ticket_reply_with_status.eml", "This is reply"),          # by subject tag; keywords are a later step
+    ("ticket_reply_with_status.eml", "This is reply"),          # by subject tag; no allow_override: no keyword applies
     ("issue_update_with_cc.eml", "An update to the issue by the sender."),
     ("issue_update_with_quoted_reply_above.eml", "An update to the issue by the sender."),
     ("issue_update_with_multiple_quoted_reply_above.eml", "An update to the issue by the sender."),
@@ -152,7 +158,8 @@ def test_redmine_reply_cases(site, testbed, replied, name, starts):
     assert note["notes"].startswith(starts) and note["private_notes"] is False
     assert "Looks like the JSON api for projects was missed" not in note["notes"]
     assert "Reply above" not in note["notes"]
-    assert (issue["tracker"]["name"], issue["priority"]["name"]) == ("Bug", "Normal")
+    assert (issue["tracker"]["name"], issue["priority"]["name"], issue["status"]["name"]) == ("Bug", "Normal", "New")
+    assert issue.get("assigned_to") is None and issue["due_date"] is None
     if name == "issue_update_with_cc.eml":  # test_update_issue_should_add_cc_as_watchers
         assert testbed.info["users"]["dlopes"]["id"] in [w["id"] for w in issue["watchers"]]
 
@@ -230,3 +237,58 @@ def test_two_replies_with_the_same_text_are_two_notes_with_a_marker_field(site, 
         reply = make_mail(f"Re: [Helpdesk - Bug #{issue_id}] Thanks {token}", "Thanks!", sender="jsmith@example.net")
         assert filed_issue_id(site.deliver(reply)) == issue_id
     assert [j["notes"] for j in testbed.issue(issue_id)["journals"]] == ["Thanks!", "Thanks!"]
+
+
+# Keywords in a reply (README: Replies become notes): applied to the issue under
+# allow_override, as Redmine's test_update_issue_with_attribute_changes and its siblings.
+
+def test_update_issue_with_attribute_changes(site, testbed, token):
+    """ticket_reply_with_status.eml: Status, due date, Start Date, Assigned to and a float
+    custom field in the reply change the issue; the keyword lines leave the note."""
+    issue_id = make_issue(testbed, f"Add ingredients categories {token}", tracker_id=testbed.info["trackers"]["Feature"])
+    site.write_config(issue='project = "helpdesk"\ntracker = "Support"\npriority = "High"')
+    allow = "status,assigned_to,start_date,due_date,custom_field:float field"
+    assert filed_issue_id(site.deliver(corpus_reply("ticket_reply_with_status.eml", issue_id),
+                                       "--allow-override", allow)) == issue_id
+    issue = testbed.issue(issue_id)
+    [note] = issue["journals"]
+    assert note["user"]["id"] == testbed.info["users"]["jsmith"]["id"]
+    assert "This is reply" in note["notes"]
+    assert issue["tracker"]["name"] == "Feature"
+    assert issue["status"]["name"] == "Resolved"
+    assert (issue["start_date"], issue["due_date"]) == ("2010-01-01", "2010-12-31")
+    assert issue["assigned_to"]["id"] == testbed.info["users"]["jsmith"]["id"]
+    assert {f["name"]: f.get("value") for f in issue["custom_fields"]}["Float field"] == "52.6"
+    assert not re.search(r"^Status:", note["notes"], re.I | re.M)
+    assert not re.search(r"^Start Date:", note["notes"], re.I | re.M)
+
+
+def test_reply_keywords_change_nothing_without_allow_override_and_never_the_project(site, testbed, token):
+    issue_id = make_issue(testbed, f"Keywords {token}")
+    mail = make_mail(f"Re: [Helpdesk - Bug #{issue_id}] Keywords", "Done.\n\nStatus: Resolved\nProject: ops\n",
+                     sender="jsmith@example.net")
+    assert filed_issue_id(site.deliver(mail)) == issue_id
+    issue = testbed.issue(issue_id)
+    assert (issue["status"]["name"], issue["project"]["name"]) == ("New", "Helpdesk")
+    assert "Status: Resolved" in issue["journals"][-1]["notes"]  # not applied, so not taken out
+    assert filed_issue_id(site.deliver(as_new_message(mail), "--allow-override", "all")) == issue_id
+    issue = testbed.issue(issue_id)
+    assert (issue["status"]["name"], issue["project"]["name"]) == ("Resolved", "Helpdesk")
+    assert len(issue["journals"]) == 2
+
+
+def test_update_issue_with_attachment(site, testbed, token):
+    """ticket_with_attachment.eml as a reply: one note whose one detail is the file, no new issue."""
+    issue_id = make_issue(testbed, f"Add ingredients categories {token}")
+    mail = corpus_file("redmine-mail-handler", "ticket_with_attachment.eml").read_bytes().replace(
+        b"jsmith@somenet.foo", b"jsmith@example.net")
+    mail = re.sub(rb"(?m)^Subject: .*$", f"Subject: Re: [Cookbook - Feature #{issue_id}] (New) Add ingredients "
+                  f"categories".encode(), mail, count=1)
+    mail = re.sub(rb"(?m)^Message-I[dD]: .*$", f"Message-ID: <{token}.attachment-reply@corpus.test>".encode(), mail,
+                  count=1)
+    assert filed_issue_id(site.deliver(mail)) == issue_id
+    issue = testbed.issue(issue_id)
+    [note] = issue["journals"]
+    assert [(d["property"], d["new_value"]) for d in note["details"]] == [("attachment", "Paella.jpg")]
+    assert [a["filename"] for a in issue["attachments"]] == ["Paella.jpg"]
+    assert testbed.issues_with_subject(f"#{issue_id}] (New) Add ingredients categories") == []  # no new issue

@@ -1,21 +1,23 @@
 """A loopback HTTP proxy in front of the real Redmine that misbehaves on request, for the
-exactly-once fault tests. Only the request that files an issue (POST …/issues.json) is
-tampered with; everything else passes through.
+exactly-once fault tests. Only the request that files is tampered with — the one that
+creates an issue (POST …/issues.json, target "create") or the one that adds a note
+(PUT …/issues/N.json, target "note"); everything else passes through.
 
 Modes (set ``proxy.mode`` between deliveries):
 - ``pass``: forward everything;
 - ``down``: reset every connection before reading it (Redmine unreachable);
-- ``drop``: forward the POST, let Redmine file the issue, then close the connection
+- ``drop``: forward the request, let Redmine file it, then close the connection
   without answering (the answer was lost);
-- ``hold``: forward the POST, then keep the client waiting without an answer until the
-  proxy stops (a server that hangs after saving);
-- ``error-after``: forward the POST, then answer 500 instead of Redmine's 201;
-- ``error-first``: answer 500 to the first POST without forwarding it, then pass.
+- ``hold``: forward the request, then keep the client waiting without an answer until
+  the proxy stops (a server that hangs after saving);
+- ``error-after``: forward the request, then answer 500 instead of Redmine's answer;
+- ``error-first``: answer 500 to the first such request without forwarding it, then pass.
 """
 
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,14 +26,26 @@ from urllib.parse import urlsplit
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host"}
 
 
+def _creates_an_issue(method: str, path: str) -> bool:
+    return method == "POST" and path.split("?")[0].endswith("/issues.json")
+
+
+def _adds_a_note(method: str, path: str) -> bool:
+    return method == "PUT" and re.search(r"/issues/\d+\.json$", path.split("?")[0]) is not None
+
+
+TARGETS = {"create": _creates_an_issue, "note": _adds_a_note}
+
+
 class FaultProxy:
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, target: str = "create"):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port or 80)
         self.mode = "pass"
+        self._files = TARGETS[target]
         #: (method, path, what happened) for every request seen.
         self.seen: list[tuple[str, str, str]] = []
-        #: Set once Redmine has answered a forwarded POST (the issue is saved).
+        #: Set once Redmine has answered a forwarded filing request (the issue or note is saved).
         self.posted = threading.Event()
         self.stopping = threading.Event()
         self._errored_once = False
@@ -59,8 +73,9 @@ class FaultProxy:
         self.server.shutdown()
         self.server.server_close()
 
-    def posts(self) -> list[tuple[str, str, str]]:
-        return [entry for entry in self.seen if _files_an_issue(entry[0], entry[1])]
+    def filings(self) -> list[tuple[str, str, str]]:
+        """The requests seen that file (the target's), with what happened to each."""
+        return [entry for entry in self.seen if self._files(entry[0], entry[1])]
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         mode, method, path = self.mode, handler.command, handler.path
@@ -71,7 +86,7 @@ class FaultProxy:
             return
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else None
-        tampered = _files_an_issue(method, path) and mode != "pass"
+        tampered = self._files(method, path) and mode != "pass"
         if tampered and mode == "error-first" and not self._errored_once:
             self._errored_once = True
             self.seen.append((method, path, "500 without forwarding"))
@@ -109,10 +124,6 @@ class _QuietServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         pass  # a connection this proxy reset on purpose is no error worth printing
-
-
-def _files_an_issue(method: str, path: str) -> bool:
-    return method == "POST" and path.split("?")[0].endswith("/issues.json")
 
 
 def _answer(handler: BaseHTTPRequestHandler, status: int, data: bytes, content_type: str) -> None:
