@@ -6,6 +6,7 @@ import json
 import pytest
 
 from support.paths import console_script, corpus_file
+from support.faultproxy import FaultProxy
 from support.mails import make_mail, sjis_to_jis
 from support.testbed import filed_issue, mail_text
 
@@ -144,12 +145,23 @@ def test_dry_run_of_a_mail_already_filed_says_it_is_a_duplicate(site, testbed, t
     assert len(testbed.issues_with_subject(f"dry again {token}")) == 1
 
 
+NAME_LISTS = ("/projects.json", "/trackers.json", "/enumerations/issue_priorities.json",
+              "/projects/helpdesk/issue_categories.json")
+
+
 def test_names_are_cached_between_messages(site, testbed, token):
-    site.write_config(issue='project = "helpdesk"\ntracker = "Bug"\npriority = "Low"\ncategory = "Printers"')
-    filed_issue(site.deliver(make_mail(f"cache1 {token}")), testbed)
-    cache = json.loads((site.state_dir / "names.json").read_text())
-    assert set(cache["kinds"]) >= {"trackers", "priorities", "categories:helpdesk", "projects"}
-    issue = filed_issue(site.deliver(make_mail(f"cache2 {token}")), testbed)
+    issue = 'project = "helpdesk"\ntracker = "Bug"\npriority = "Low"\ncategory = "Printers"'
+    with FaultProxy(testbed.url) as proxy:
+        site.write_config(issue=issue, url=proxy.url)
+        filed_issue(site.deliver(make_mail(f"cache1 {token}")), testbed)
+        first = [path.split("?")[0] for _, path, _ in proxy.seen]
+        cache = json.loads((site.state_dir / "names.json").read_text())
+        assert set(cache["kinds"]) >= {"trackers", "priorities", "categories:helpdesk", "projects"}
+        del proxy.seen[:]
+        issue = filed_issue(site.deliver(make_mail(f"cache2 {token}")), testbed)
+        second = [path.split("?")[0] for _, path, _ in proxy.seen]
+    assert all(any(path.endswith(name) for path in first) for name in NAME_LISTS), first
+    assert not any(path.endswith(name) for path in second for name in NAME_LISTS), second
     assert issue["category"]["name"] == "Printers" and issue["priority"]["name"] == "Low"
 
 

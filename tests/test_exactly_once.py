@@ -23,6 +23,7 @@ from support.paths import console_script, unavailable
 from support.faultproxy import FaultProxy
 from support.fakeserver import answering
 from support.mails import make_mail
+from support.testbed import make_project
 
 KINDS = ["marker", "ledger-only"]
 
@@ -163,10 +164,10 @@ def test_answer_lost_after_redmine_filed_it(site, testbed, token, kind, fault):
         proxy.mode = fault
         assert_silent(site.deliver(mail), 75)
         saved = the_one_issue(testbed, token)  # Redmine did file it
-        assert len(proxy.posts()) == 1
+        assert len(proxy.filings()) == 1
         proxy.mode = "pass"
         assert_silent(site.deliver(mail), 0)
-        assert len(proxy.posts()) == 1  # the redelivery looked, and did not post again
+        assert len(proxy.filings()) == 1  # the redelivery looked, and did not post again
     last = log_lines(site)[-1]
     assert decision(last) == "duplicate" and f"duplicate of #{saved['id']}" in last
     assert the_one_issue(testbed, token)["id"] == saved["id"]
@@ -214,7 +215,7 @@ def test_500_then_201(site, testbed, token):
         assert_silent(site.deliver(mail), 75)
         assert testbed.issues_with_subject(token) == []
         assert_silent(site.deliver(mail), 0)
-        assert [what for _, _, what in proxy.posts()] == ["500 without forwarding", "201 forwarded"]
+        assert [what for _, _, what in proxy.filings()] == ["500 without forwarding", "201 forwarded"]
     assert [decision(line) for line in log_lines(site)] == ["tempfail", "filed"]
     the_one_issue(testbed, token)
 
@@ -237,7 +238,7 @@ def test_killed_while_redmine_files_then_redelivered(site, testbed, token, kind,
         saved = the_one_issue(testbed, token)
         proxy.mode = "pass"
         assert_silent(site.deliver(mail), 0)
-        assert len(proxy.posts()) == 1
+        assert len(proxy.filings()) == 1
     assert f"duplicate of #{saved['id']}" in log_lines(site)[-1]
     the_one_issue(testbed, token)
 
@@ -260,6 +261,21 @@ def test_permanent_422_is_retried_then_quarantined_byte_for_byte(offline_site):
     decisions = [decision(line) for line in log_lines(offline_site)]
     assert decisions == ["refused", "refused", "quarantined", "duplicate"]
     assert "max_attempts 3" in log_lines(offline_site)[2] and "Tracker is not included" in log_lines(offline_site)[2]
+
+
+def test_a_mail_the_real_redmine_refuses_is_tried_max_attempts_times_then_quarantined(site, testbed, token):
+    """Redmine 422s an issue whose tracker the project lacks: three refusals, the third
+    quarantines (byte for byte), a fourth copy is a duplicate, and Redmine holds nothing."""
+    project = make_project(testbed, f"r{token}", tracker_ids=[testbed.info["trackers"]["Bug"]])
+    configure(site, "ledger-only", issue=f'project = "{project["identifier"]}"\ntracker = "Feature"')
+    mail = make_mail(f"refused by Redmine {token}")
+    statuses = [site.deliver(mail).returncode for _ in range(4)]
+    assert statuses == [75, 75, 0, 0]
+    assert [decision(line) for line in log_lines(site)] == ["refused", "refused", "quarantined", "duplicate"]
+    assert "max_attempts 3" in log_lines(site)[2]
+    [kept] = quarantined_files(site)
+    assert kept.read_bytes() == mail
+    assert testbed.issues_with_subject(token) == []
 
 
 def test_temporary_failure_is_quarantined_after_retry_for(offline_site):
@@ -424,7 +440,7 @@ def test_a_second_copy_waits_a_bounded_time_then_its_retry_finds_the_issue(site,
         first.wait(timeout=60)
         proxy.mode = "pass"
         assert_silent(site.deliver(mail), 0)
-        assert len(proxy.posts()) == 1
+        assert len(proxy.filings()) == 1
     assert decision(log_lines(site)[-1]) == "duplicate"
     the_one_issue(testbed, token)
 
@@ -433,8 +449,9 @@ def test_check_verifies_the_marker_field(site, testbed):
     configure(site, "marker")
     checked = run(site, "check")
     assert checked.returncode == 0, checked.stdout
-    assert "ok   marker field #1 'Message-ID': an issue text field used as a filter" in checked.stdout
-    assert "ok   marker field #1 works as an exact filter with this key in project 'helpdesk'" in checked.stdout
+    marker = testbed.info["custom_fields"]["Message-ID"]
+    assert f"ok   marker field #{marker} 'Message-ID': an issue text field used as a filter" in checked.stdout
+    assert f"ok   marker field #{marker} works as an exact filter with this key in project 'helpdesk'" in checked.stdout
 
     site.write_config(redmine='timeout = 30\nmarker_field = "No such field"')
     checked = run(site, "check")
@@ -451,11 +468,23 @@ def test_check_with_a_key_that_is_not_an_administrators(site, testbed):
     site.write_config(redmine='timeout = 30\nmarker_field = "Message-ID"')
     checked = run(site, "check")
     assert checked.returncode == 1 and "set [redmine] marker_field to the field's id" in checked.stdout
-    site.write_config(redmine="timeout = 30\nmarker_field = 1")
+    marker = testbed.info["custom_fields"]["Message-ID"]
+    site.write_config(redmine=f"timeout = 30\nmarker_field = {marker}")
     checked = run(site, "check")
     assert checked.returncode == 0, checked.stdout
-    assert "warn marker field #1: the key cannot read custom field definitions" in checked.stdout
-    assert "ok   marker field #1 works as an exact filter with this key in project 'helpdesk'" in checked.stdout
+    assert f"warn marker field #{marker}: the key cannot read custom field definitions" in checked.stdout
+    assert f"ok   marker field #{marker} works as an exact filter with this key in project 'helpdesk'" in checked.stdout
+
+
+def test_a_marker_field_redmine_cannot_filter_on_is_a_config_error(site, testbed, token):
+    """The real Redmine ignores a filter on a field not 'Used as a filter' and answers with
+    every issue (test_record.py shows the same against a hand-written answer)."""
+    site.write_config(redmine='timeout = 30\nmarker_field = "Not a filter"')
+    assert_silent(site.deliver(make_mail(f"unfiltered marker {token}")), 75)
+    field_id = testbed.info["custom_fields"]["Not a filter"]
+    assert "fault=config" in log_lines(site)[-1]
+    assert f"ignored the filter on custom field #{field_id}" in log_lines(site)[-1]
+    assert testbed.issues_with_subject(token) == [], "nothing filed without a working marker"
 
 
 def test_status_of_a_state_dir_without_a_ledger(offline_site):

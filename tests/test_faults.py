@@ -93,7 +93,12 @@ def test_invalid_config_is_logged_where_it_says(offline_site):
 
 def test_unknown_flag_is_a_config_error_not_a_bounce(offline_site):
     result = offline_site.deliver(make_mail(), "--frobnicate")
-    assert result.returncode == 75 and result.stdout == "" and result.stderr == ""
+    assert (result.returncode, result.stdout, result.stderr) == (75, "", "")
+    # Before the config is read there is no log file: the account goes to syslog, and with
+    # --verbose to stderr, where it shows the class of the failure.
+    shown = offline_site.deliver(make_mail(), "--frobnicate", "--verbose")
+    assert shown.returncode == 75 and shown.stdout == ""
+    assert "decision=tempfail fault=config" in shown.stderr and "unrecognized arguments: --frobnicate" in shown.stderr
 
 
 def test_empty_input_is_retried_then_quarantined(offline_site):

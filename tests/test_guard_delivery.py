@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from support.paths import CORPUS, ROOT, console_script, corpus_file
+from support.faultproxy import FaultProxy
 from support.mails import make_mail
 
 FIXTURES = ROOT / "tests" / "fixtures" / "guards"
@@ -48,9 +49,16 @@ def filed_id(result) -> int:
 # --- real bounces -------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", BOUNCES)
-def test_every_real_bounce_is_dropped(site, name):
-    line = assert_dropped(site.deliver(corpus_file("bounces", name).read_bytes()))
+def test_every_real_bounce_is_dropped(site, testbed, name):
+    """Dropped by the guard that knows it, and Redmine asked for nothing: no request
+    reached it (through a proxy that sees every one) and it holds no more issues."""
+    before = testbed.issue_count()
+    with FaultProxy(testbed.url) as proxy:
+        site.write_config(url=proxy.url)
+        line = assert_dropped(site.deliver(corpus_file("bounces", name).read_bytes()))
     assert re.search(r"guard=(bounce|auto_submitted|bulk) reason=", line), line
+    assert proxy.seen == []
+    assert testbed.issue_count() == before
 
 
 # --- Redmine's real notifications, fed back -------------------------------------------
@@ -144,6 +152,18 @@ def test_a_human_reply_to_a_notification_is_not_dropped(site, testbed, token):
 def test_vacation_and_out_of_office_replies_are_dropped(site, testbed, token, name, guard, reason):
     line = assert_dropped(site.deliver(fixture(name, token)), guard)
     assert f'reason="{reason}"' in line
+    assert testbed.issues_with_subject(token) == []
+
+
+def test_a_dropped_mail_delivered_again_is_a_duplicate_of_the_drop(site, testbed, token):
+    """A real guard's drop, recorded; the same mail again is known as that drop (the
+    in-process ledger row is in test_record.py)."""
+    mail = fixture("vacation-sieve.eml", token)
+    assert_dropped(site.deliver(mail), "auto_submitted")
+    again = site.deliver(mail)
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+    line = site.last_log_line()
+    assert "decision=duplicate" in line and "duplicate of a mail dropped by auto_submitted" in line, line
     assert testbed.issues_with_subject(token) == []
 
 

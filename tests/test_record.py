@@ -33,16 +33,16 @@ def ledger_row(settings, key):
 
 
 def test_a_dropped_mail_is_recorded_and_a_copy_is_a_duplicate(offline_site, monkeypatch):
-    monkeypatch.setattr(guards, "run", lambda mail, settings: guards.Verdict("auto-reply", "Auto-Submitted"))
+    monkeypatch.setattr(guards, "run", lambda mail, settings: guards.Verdict("auto_reply", "X-Autoreply: yes"))
     settings = settings_of(offline_site)
     mail = make_mail("Out of office", msgid="ooo-reply-1@example.org")
     first = deliver(settings, mail)
     assert (first.status, first.outcome.decision) == (0, "dropped")
     row = ledger_row(settings, "<ooo-reply-1@example.org>")
-    assert (row.state, row.guard) == (RowState.DROPPED, "auto-reply")
+    assert (row.state, row.guard) == (RowState.DROPPED, "auto_reply")
     again = deliver(settings, mail)
     assert (again.status, again.outcome.decision) == (0, "duplicate")
-    assert again.outcome.note == "duplicate of a mail dropped by auto-reply"
+    assert again.outcome.note == "duplicate of a mail dropped by auto_reply"
 
 
 def test_our_own_bug_is_retried_then_quarantined_not_looped_forever(offline_site, monkeypatch):

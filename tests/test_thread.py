@@ -1,11 +1,19 @@
 """Thread detection: Redmine's Message-ID tokens, its subject tag, and our own Message-IDs."""
 
+from datetime import datetime, timezone
+
 import pytest
 
 from support.paths import corpus_file
 from support.mails import make_mail, parsed
 from m2r_deliver.plan import ThreadRef
-from m2r_deliver.thread import references, subject_issue_id
+from m2r_deliver.thread import _CLOCK_SLACK, references, subject_issue_id
+
+
+def since_stamp(written: datetime) -> str:
+    """The time a journal token's stamp is read as: the journal was written at or after
+    it, less the clock slack the threading allows."""
+    return (written - _CLOCK_SLACK).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_issue_token_in_in_reply_to():
@@ -21,7 +29,7 @@ def test_a_real_notification_reply_carries_journal_and_issue():
     }))
     assert references(mail) == (
         ThreadRef("issue", issue_id=12),
-        ThreadRef("journal", journal_id=40, since="2026-11-27T21:15:22Z"),
+        ThreadRef("journal", journal_id=40, since=since_stamp(datetime(2026, 11, 27, 21, 15, 27, tzinfo=timezone.utc))),
         ThreadRef("subject", issue_id=12),
     )
 

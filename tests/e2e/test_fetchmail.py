@@ -3,6 +3,8 @@
 fetchmail runs with cron's PATH and m2r-deliver in ~/.local/bin, as pipx installs it: the
 example's mda line must find it by itself."""
 
+import re
+
 import pytest
 
 from support.mails import make_mail
@@ -110,8 +112,11 @@ def test_a_request_fetched_again_is_filed_once(fetching, testbed, token):
     """fetchmail died after m2r-deliver filed the mail but before the server marked it
     seen: the next poll hands the same mail over again."""
     fetching.arrives("imap", make_mail(f"Badge reader broken {token}"))
-    fetching.poll()
+    assert fetching.poll().returncode == 0, "the first poll handed the mail over"
     fetching.dovecot.forget_seen(fetching.accounts["imap"])
-    fetching.poll()
+    assert fetching.on_server("imap") == (1, 1)
+    assert fetching.poll().returncode == 0, "the second poll handed the same mail over again"
     assert filed(testbed, token) == [f"Badge reader broken {token}"]
+    decisions = re.findall(r"decision=(\S+)", fetching.user.log())
+    assert decisions == ["filed", "duplicate"], fetching.user.log()
     assert fetching.on_server("imap") == (1, 0)

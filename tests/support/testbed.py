@@ -145,8 +145,8 @@ def make_user(testbed, login: str, name: str = "Test User", **user) -> dict:
     return created(testbed, "/users.json", body, "user")
 
 
-def make_project(testbed, identifier: str, *, public: bool = True) -> dict:
-    body = {"project": {"name": f"Test {identifier}", "identifier": identifier, "is_public": public}}
+def make_project(testbed, identifier: str, *, public: bool = True, **fields) -> dict:
+    body = {"project": {"name": f"Test {identifier}", "identifier": identifier, "is_public": public, **fields}}
     return created(testbed, "/projects.json", body, "project")
 
 
