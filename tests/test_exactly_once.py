@@ -23,7 +23,7 @@ from support.paths import console_script, unavailable
 from support.faultproxy import FaultProxy
 from support.fakeserver import answering
 from support.mails import make_mail
-from support.testbed import make_project
+from support.testbed import assert_silent, decision, log_lines, make_project, start_delivery
 
 KINDS = ["marker", "ledger-only"]
 
@@ -44,28 +44,6 @@ def the_one_issue(testbed, token):
     assert issues, f"lost: no issue carries {token}"
     assert len(issues) == 1, f"filed twice: issues {[i['id'] for i in issues]} all carry {token}"
     return issues[0]
-
-
-def log_lines(site):
-    return site.log_file.read_text().splitlines() if site.log_file.exists() else []
-
-
-def decision(line):
-    return re.search(r"decision=(\S+)", line).group(1)
-
-
-def assert_silent(result, status):
-    assert result.returncode == status, result
-    assert result.stdout == "" and result.stderr == ""
-
-
-def start_delivery(site, mail):
-    """Run m2r-deliver in the background as the mail system does; returns the process."""
-    proc = subprocess.Popen([console_script(), "--config", str(site.config_path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "HOME": str(site.home)})
-    proc.stdin.write(mail)
-    proc.stdin.close()
-    return proc
 
 
 def quarantined_files(site):

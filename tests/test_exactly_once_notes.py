@@ -2,17 +2,13 @@
 with the request that adds the note (PUT …/issues/N.json): a lost answer, a held answer, a
 kill in the middle and a plain redelivery each leave exactly one note on the issue."""
 
-import os
-import re
 import signal
-import subprocess
 
 import pytest
 
 from support.faultproxy import FaultProxy
 from support.mails import make_mail
-from support.paths import console_script
-from support.testbed import make_issue
+from support.testbed import assert_silent, decision, log_lines, make_issue, start_delivery
 
 KINDS = ["marker", "ledger-only"]
 
@@ -20,11 +16,6 @@ KINDS = ["marker", "ledger-only"]
 def configure(site, kind, url, timeout=30):
     marker = '\nmarker_field = "Message-ID"' if kind == "marker" else ""
     site.write_config(redmine=f"timeout = {timeout}{marker}", url=url)
-
-
-def decisions(site):
-    lines = site.log_file.read_text().splitlines() if site.log_file.exists() else []
-    return [re.search(r"decision=(\S+)", line).group(1) for line in lines]
 
 
 def the_one_note(testbed, issue_id, text):
@@ -40,10 +31,6 @@ def reply(issue_id, token):
     return text, make_mail(f"Re: [Helpdesk - Bug #{issue_id}] Switch down", text, sender="jsmith@example.net")
 
 
-def assert_silent(result, status):
-    assert (result.returncode, result.stdout, result.stderr) == (status, "", ""), result
-
-
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("fault", ["drop", "error-after"])
 def test_answer_to_a_note_lost_after_redmine_saved_it(site, testbed, token, kind, fault):
@@ -57,7 +44,7 @@ def test_answer_to_a_note_lost_after_redmine_saved_it(site, testbed, token, kind
         proxy.mode = "pass"
         assert_silent(site.deliver(mail), 0)
         assert len(proxy.filings()) == 1, "the redelivery looked, and did not add the note again"
-    assert decisions(site) == ["tempfail", "duplicate"]
+    assert [decision(line) for line in log_lines(site)] == ["tempfail", "duplicate"]
     the_one_note(testbed, issue_id, text)
 
 
@@ -72,7 +59,7 @@ def test_a_held_answer_to_a_note_tempfails_then_the_note_is_found(site, testbed,
         proxy.mode = "pass"
         assert_silent(site.deliver(mail), 0)
         assert len(proxy.filings()) == 1
-    assert decisions(site) == ["tempfail", "duplicate"]
+    assert [decision(line) for line in log_lines(site)] == ["tempfail", "duplicate"]
     the_one_note(testbed, issue_id, text)
 
 
@@ -83,11 +70,7 @@ def test_killed_in_the_middle_of_a_note_then_redelivered(site, testbed, token, s
     with FaultProxy(testbed.url, target="note") as proxy:
         configure(site, "ledger-only", proxy.url)
         proxy.mode = "hold"
-        proc = subprocess.Popen([console_script(), "--config", str(site.config_path)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**os.environ, "HOME": str(site.home)})
-        proc.stdin.write(mail)
-        proc.stdin.close()
+        proc = start_delivery(site, mail)
         assert proxy.posted.wait(timeout=120), "the note never reached Redmine"
         proc.send_signal(sig)
         status = proc.wait(timeout=60)
@@ -97,7 +80,7 @@ def test_killed_in_the_middle_of_a_note_then_redelivered(site, testbed, token, s
         proxy.mode = "pass"
         assert_silent(site.deliver(mail), 0)
         assert len(proxy.filings()) == 1
-    assert decisions(site)[-1] == "duplicate"
+    assert [decision(line) for line in log_lines(site)][-1] == "duplicate"
     the_one_note(testbed, issue_id, text)
 
 
@@ -110,5 +93,5 @@ def test_a_reply_delivered_twice_is_one_note(site, testbed, token, kind):
         assert_silent(site.deliver(mail), 0)
         assert_silent(site.deliver(mail), 0)
         assert [what for _, _, what in proxy.filings()] == ["204 forwarded"]
-    assert decisions(site) == ["filed", "duplicate"]
+    assert [decision(line) for line in log_lines(site)] == ["filed", "duplicate"]
     the_one_note(testbed, issue_id, text)

@@ -18,10 +18,10 @@ import pytest
 from support.paths import CORPUS, ROOT, console_script, corpus_file
 from support.faultproxy import FaultProxy
 from support.mails import make_mail
+from support.testbed import filed_issue_id
 
 FIXTURES = ROOT / "tests" / "fixtures" / "guards"
 BOUNCES = sorted(p.name for p in (CORPUS / "bounces").glob("*.txt")) or ["(corpus absent)"]
-FILED = re.compile(r"decision=filed issue=#(\d+)")
 WEB_FORM = {"Auto-Submitted": "auto-generated", "Precedence": "list", "List-Id": "<request.example.org>"}
 
 
@@ -37,13 +37,6 @@ def assert_dropped(result, guard: str | None = None) -> str:
     if guard:
         assert f"guard={guard} " in line, line
     return line
-
-
-def filed_id(result) -> int:
-    assert result.returncode == 0 and result.stdout == "" and result.stderr == "", result
-    match = FILED.search(result.log.strip().splitlines()[-1])
-    assert match, result.log
-    return int(match.group(1))
 
 
 # --- real bounces -------------------------------------------------------------------
@@ -90,7 +83,7 @@ def _complete(message: bytes) -> bool:
 
 
 def test_full_loop_notifications_file_nothing_and_add_no_note(site, testbed, token):
-    issue_id = filed_id(site.deliver(make_mail(f"loop {token}", f"VPN is down. {token}")))
+    issue_id = filed_issue_id(site.deliver(make_mail(f"loop {token}", f"VPN is down. {token}")))
     [created] = notifications(testbed, "jsmith@example.net", issue_id, "issue")
     assert b"X-Mailer: Redmine" in created and token.encode() in created
     note = testbed.api("PUT", f"/issues/{issue_id}.json", key=testbed.info["dlopes_key"],
@@ -113,7 +106,7 @@ def test_full_loop_notifications_file_nothing_and_add_no_note(site, testbed, tok
 
 
 def test_a_notification_stripped_of_redmine_headers_is_known_by_its_emission_address(site, testbed, token):
-    issue_id = filed_id(site.deliver(make_mail(f"stripped {token}")))
+    issue_id = filed_issue_id(site.deliver(make_mail(f"stripped {token}")))
     [created] = notifications(testbed, "jsmith@example.net", issue_id, "issue")
     headers, body = created.split(b"\r\n\r\n", 1)
     kept = [h for h in re.split(rb"\r\n(?![ \t])", headers)
@@ -128,7 +121,7 @@ def test_a_notification_stripped_of_redmine_headers_is_known_by_its_emission_add
 
 
 def test_a_human_reply_to_a_notification_is_not_dropped(site, testbed, token):
-    issue_id = filed_id(site.deliver(make_mail(f"reply {token}")))
+    issue_id = filed_issue_id(site.deliver(make_mail(f"reply {token}")))
     [created] = notifications(testbed, "jsmith@example.net", issue_id, "issue")
     notification_id = re.search(rb"(?m)^Message-ID: <([^>]+)>", created).group(1).decode()
     assert notification_id.startswith(f"redmine.issue-{issue_id}.")
@@ -136,7 +129,7 @@ def test_a_human_reply_to_a_notification_is_not_dropped(site, testbed, token):
                       sender="John Smith <jsmith@example.net>",
                       headers={"References": f"<{notification_id}>", "In-Reply-To": f"<{notification_id}>"})
     result = site.deliver(reply)
-    assert filed_id(result) == issue_id and "action=note" in result.log.splitlines()[-1]
+    assert filed_issue_id(result) == issue_id and "action=note" in result.log.splitlines()[-1]
     notes = [j["notes"] for j in testbed.issue(issue_id)["journals"] if j.get("notes")]
     assert notes == ["It works again, thanks."]
 
@@ -168,7 +161,7 @@ def test_a_dropped_mail_delivered_again_is_a_duplicate_of_the_drop(site, testbed
 
 
 def test_a_request_that_pastes_a_bounce_is_filed(site, testbed, token):
-    issue = testbed.issue(filed_id(site.deliver(fixture("human-pastes-bounce.eml", token))))
+    issue = testbed.issue(filed_issue_id(site.deliver(fixture("human-pastes-bounce.eml", token))))
     assert issue["subject"] == f"Our quotes to ACME keep bouncing {token}"
     assert "permanent fatal errors" in issue["description"]
 
@@ -181,7 +174,7 @@ def test_the_web_form_is_filed_when_trusted_and_dropped_when_not(site, testbed, 
     assert_dropped(site.deliver(form()), "auto_submitted")
     assert testbed.issues_with_subject(token) == []
     site.write_config('[guard]\ntrusted_senders = ["request@example.org"]\n')
-    issue = testbed.issue(filed_id(site.deliver(form())))
+    issue = testbed.issue(filed_issue_id(site.deliver(form())))
     assert issue["subject"] == f"[Request] VPN {token}"
 
 
@@ -229,7 +222,7 @@ def test_over_the_rate_limit_the_mail_is_held_byte_for_byte(site, testbed, token
     site.write_config("[guard]\nrate_limit = 2\n")
     sender = f"flood-{token}@example.org"
     for n in (1, 2):
-        filed_id(site.deliver(make_mail(f"flood {n} {token}", sender=sender)))
+        filed_issue_id(site.deliver(make_mail(f"flood {n} {token}", sender=sender)))
     third = make_mail(f"flood 3 {token}", sender=sender, mbox_from=sender)
     result = site.deliver(third)
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
@@ -239,7 +232,7 @@ def test_over_the_rate_limit_the_mail_is_held_byte_for_byte(site, testbed, token
     assert held.read_bytes() == third and f"saved={held}" in line
     assert sorted(i["subject"] for i in testbed.issues_with_subject(token)) == [f"flood 1 {token}",
                                                                                  f"flood 2 {token}"]
-    filed_id(site.deliver(make_mail(f"other sender {token}", sender=f"calm-{token}@example.org")))
+    filed_issue_id(site.deliver(make_mail(f"other sender {token}", sender=f"calm-{token}@example.org")))
 
 
 def test_concurrent_runs_are_counted_right(offline_site):

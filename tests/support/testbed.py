@@ -215,3 +215,27 @@ def mail_text(issue: dict) -> str:
     header, blank, rest = text.partition("\n\n")
     assert header.startswith("Requester: ") and blank, text
     return rest
+
+
+# -- a site's deliveries as the exactly-once tests read them ---------------------------
+
+def log_lines(site):
+    return site.log_file.read_text().splitlines() if site.log_file.exists() else []
+
+
+def decision(line):
+    return re.search(r"decision=(\S+)", line).group(1)
+
+
+def assert_silent(result, status):
+    assert result.returncode == status, result
+    assert result.stdout == "" and result.stderr == ""
+
+
+def start_delivery(site, mail):
+    """Run m2r-deliver in the background as the mail system does; returns the process."""
+    proc = subprocess.Popen([console_script(), "--config", str(site.config_path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "HOME": str(site.home)})
+    proc.stdin.write(mail)
+    proc.stdin.close()
+    return proc
