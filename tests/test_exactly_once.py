@@ -23,7 +23,7 @@ from support.paths import console_script, unavailable
 from support.faultproxy import FaultProxy
 from support.fakeserver import answering
 from support.mails import make_mail
-from support.testbed import assert_silent, decision, log_lines, make_project, start_delivery
+from support.testbed import assert_silent, created, decision, log_lines, make_project, start_delivery
 
 KINDS = ["marker", "ledger-only"]
 
@@ -242,10 +242,13 @@ def test_permanent_422_is_retried_then_quarantined_byte_for_byte(offline_site):
 
 
 def test_a_mail_the_real_redmine_refuses_is_tried_max_attempts_times_then_quarantined(site, testbed, token):
-    """Redmine 422s an issue whose tracker the project lacks: three refusals, the third
-    quarantines (byte for byte), a fourth copy is a duplicate, and Redmine holds nothing."""
-    project = make_project(testbed, f"r{token}", tracker_ids=[testbed.info["trackers"]["Bug"]])
-    configure(site, "ledger-only", issue=f'project = "{project["identifier"]}"\ntracker = "Feature"')
+    """Redmine 422s an issue for a closed version ("Target version is not included in the
+    list"): three refusals, the third quarantines (byte for byte), a fourth copy is a
+    duplicate, and Redmine holds nothing."""
+    project = make_project(testbed, f"r{token}")
+    created(testbed, f"/projects/{project['identifier']}/versions.json",
+            {"version": {"name": "retired", "status": "closed"}}, "version")
+    configure(site, "ledger-only", issue=f'project = "{project["identifier"]}"\nfixed_version = "retired"')
     mail = make_mail(f"refused by Redmine {token}")
     statuses = [site.deliver(mail).returncode for _ in range(4)]
     assert statuses == [75, 75, 0, 0]
