@@ -12,7 +12,8 @@ import threading
 
 import pytest
 
-from conftest import Site, console_script
+from support.paths import console_script
+from support.testbed import Site
 
 
 def check(site: Site, *args: str) -> str:
@@ -97,7 +98,7 @@ def test_unknown_tracker_status_and_priority_list_the_names_that_exist(tmp_path,
 
 
 def test_the_default_example_config_passes_check_on_the_test_bed(tmp_path, testbed):
-    from conftest import ROOT
+    from support.paths import ROOT
     key = tmp_path / "api-key"
     key.write_text(testbed.admin_key)
     key.chmod(0o600)

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import console_script
+from support.paths import console_script
 from m2r_deliver.config import load
 from m2r_deliver.errors import RedmineUnavailable
 from m2r_deliver.ledger import Ledger

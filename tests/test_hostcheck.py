@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from support.paths import ROOT
 
 pytestmark = pytest.mark.skipif(not shutil.which("postconf"), reason="needs Postfix's postconf (Debian: postfix)")
 

@@ -4,14 +4,12 @@ UTF-8 and ISO-2022-JP — each read back through the program's own parser."""
 
 from __future__ import annotations
 
-import io
 
 import pytest
 
-from mailfactory import make_mail
+from support.mails import make_mail, parsed
 from m2r_deliver import thread
 from m2r_deliver.errors import ConfigError
-from m2r_deliver.mail import parse
 from m2r_deliver.outgoing import templates
 from m2r_deliver.outgoing.acknowledge import FiledIssue, acknowledgement, sender_address
 from m2r_deliver.outgoing.compose import OutgoingMail, references_for, subject_tag, to_bytes
@@ -19,17 +17,12 @@ from m2r_deliver.outgoing.settings import OutgoingSettings
 from m2r_deliver.outgoing.tokens import message_id, secret_from_key, thread_refs, thread_token
 from m2r_deliver.states import MailKind
 from m2r_deliver.plan import Person
-from m2r_deliver.read import read_message
 
 SECRET = secret_from_key("0123456789abcdef0123456789abcdef01234567")
 OUTGOING = OutgoingSettings(from_address="Helpdesk <request@example.org>",
                             envelope_sender="request+bounces@example.org")
 ISSUE = FiledIssue(123, "Printer on floor 3 is jammed", "Helpdesk", "Support", "http://redmine.example/issues/123")
 TARO = Person("taro@example.org", "Taro Yamada", "form field 依頼者メール")
-
-
-def mail_of(data: bytes):
-    return parse(read_message(io.BytesIO(data)))
 
 
 def shipped(name: str) -> templates.Template:
@@ -83,13 +76,13 @@ def test_a_reply_finds_its_issue_through_in_reply_to_or_references():
     note = message_id(MailKind.NOTE, 77, 9, "example.org", SECRET)
 
     def issues(**headers) -> list[int]:
-        return [ref.issue_id for ref in thread_refs(mail_of(make_mail(headers=headers)), SECRET)]
+        return [ref.issue_id for ref in thread_refs(parsed(make_mail(headers=headers)), SECRET)]
 
     assert issues(**{"In-Reply-To": f"<{ack}>"}) == [123]
     assert issues(References=f"<x@client.example> <{ack}> <y@client.example>") == [123]
     assert issues(**{"In-Reply-To": f"<{note}>", "References": f"<{ack}> <{note}>"}) == [77, 123]
     assert issues(**{"In-Reply-To": f"<{ack.replace('ack-123', 'ack-999')}>"}) == []  # forged
-    [ref] = thread_refs(mail_of(make_mail(headers={"In-Reply-To": f"<{ack}>"})), SECRET)
+    [ref] = thread_refs(parsed(make_mail(headers={"In-Reply-To": f"<{ack}>"})), SECRET)
     assert ref.via == "ours"  # a sign thread.references already gives for mail the program filed
 
 
@@ -97,7 +90,7 @@ def test_thread_today_does_not_take_our_token_for_redmines():
     """Until the recogniser is wired into thread.py, a reply to our mail threads by the
     subject tag alone; our token is not mistaken for one of Redmine's."""
     ack = message_id(MailKind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
-    reply = mail_of(make_mail("Re: [Helpdesk - Support #123] Printer", headers={"In-Reply-To": f"<{ack}>"}))
+    reply = parsed(make_mail("Re: [Helpdesk - Support #123] Printer", headers={"In-Reply-To": f"<{ack}>"}))
     refs = thread.references(reply)
     assert [(ref.via, ref.issue_id) for ref in refs] == [("subject", 123)]
 
@@ -163,13 +156,13 @@ def test_references_keep_the_thread_and_end_with_the_answered_mail():
 
 
 def test_acknowledgement_headers_in_english():
-    answered = mail_of(make_mail("Printer on floor 3 is jammed", msgid="orig.1@form.example",
+    answered = parsed(make_mail("Printer on floor 3 is jammed", msgid="orig.1@form.example",
                                  headers={"References": "<earlier@form.example>"}))
     ack = acknowledgement(ISSUE, TARO, answered, shipped("ack.en.txt"), OUTGOING, SECRET)
     assert ack.recipients == ("taro@example.org",)
     assert ack.message_id == message_id(MailKind.ACKNOWLEDGEMENT, 123, None, "example.org", SECRET)
     data = to_bytes(ack)
-    back = mail_of(data)
+    back = parsed(data)
     assert back.subject == "[Helpdesk - Support #123] Printer on floor 3 is jammed"
     assert back.to == ("taro@example.org",) and back.sender.addr == "request@example.org"
     assert back.in_reply_to == ("orig.1@form.example",)
@@ -183,10 +176,10 @@ def test_acknowledgement_headers_in_english():
 
 
 def test_the_same_acknowledgement_twice_has_the_same_message_id():
-    answered = mail_of(make_mail())
+    answered = parsed(make_mail())
     one = acknowledgement(ISSUE, TARO, answered, shipped("ack.en.txt"), OUTGOING, SECRET)
     two = acknowledgement(ISSUE, TARO, answered, shipped("ack.en.txt"), OUTGOING, SECRET)
-    assert mail_of(to_bytes(one)).message_id == mail_of(to_bytes(two)).message_id
+    assert parsed(to_bytes(one)).message_id == parsed(to_bytes(two)).message_id
 
 
 JAPANESE = FiledIssue(124, "パスワードを忘れました", "ヘルプデスク", "サポート", "http://redmine.example/issues/124")
@@ -194,24 +187,24 @@ HANAKO = Person("hanako@example.jp", "山田 花子", "form field 依頼者メ�
 
 
 def test_japanese_in_utf8_is_encoded_and_reads_back():
-    ack = acknowledgement(JAPANESE, HANAKO, mail_of(make_mail()), shipped("ack.ja.txt"), OUTGOING, SECRET)
+    ack = acknowledgement(JAPANESE, HANAKO, parsed(make_mail()), shipped("ack.ja.txt"), OUTGOING, SECRET)
     data = to_bytes(ack)
     assert data.isascii()  # RFC 2047 headers, base64 or quoted-printable body
     assert b"=?utf-8?" in data and b'charset="utf-8"' in data
-    back = mail_of(data)
+    back = parsed(data)
     assert back.subject == "[ヘルプデスク - サポート #124] パスワードを忘れました"
     assert "山田 花子 様" in back.body and "受付番号は #124 です" in back.body
-    assert "山田 花子" in str(mail_of(data).header("to"))
+    assert "山田 花子" in str(parsed(data).header("to"))
 
 
 def test_japanese_in_iso_2022_jp_for_old_clients():
     settings = OutgoingSettings(from_address="ヘルプデスク <request@example.org>", charset="iso-2022-jp")
-    ack = acknowledgement(JAPANESE, HANAKO, mail_of(make_mail()), shipped("ack.ja.txt"), settings, SECRET)
+    ack = acknowledgement(JAPANESE, HANAKO, parsed(make_mail()), shipped("ack.ja.txt"), settings, SECRET)
     assert ack.charset_used == "iso-2022-jp"
     data = to_bytes(ack)
     assert data.isascii() and b'charset="iso-2022-jp"' in data and b"Content-Transfer-Encoding: 7bit" in data
     assert b"=?iso-2022-jp?b?" in data and b"\x1b$B" in data  # JIS escape sequences in the body
-    back = mail_of(data)
+    back = parsed(data)
     assert back.subject == "[ヘルプデスク - サポート #124] パスワードを忘れました"
     assert back.sender.name == "ヘルプデスク"
     assert "受付番号は #124 です" in back.body
@@ -220,9 +213,9 @@ def test_japanese_in_iso_2022_jp_for_old_clients():
 def test_iso_2022_jp_falls_back_to_utf8_for_characters_it_cannot_hold():
     issue = FiledIssue(125, "①の件 ㈱髙橋", "ヘルプデスク", "サポート", "u")
     settings = OutgoingSettings(from_address="request@example.org", charset="iso-2022-jp")
-    ack = acknowledgement(issue, HANAKO, mail_of(make_mail()), shipped("ack.ja.txt"), settings, SECRET)
+    ack = acknowledgement(issue, HANAKO, parsed(make_mail()), shipped("ack.ja.txt"), settings, SECRET)
     assert ack.charset_used == "utf-8"
-    back = mail_of(to_bytes(ack))
+    back = parsed(to_bytes(ack))
     assert back.subject.endswith("①の件 ㈱髙橋") and "①の件 ㈱髙橋" in back.body
 
 
@@ -238,8 +231,8 @@ def test_mostly_ascii_utf8_body_is_quoted_printable_and_japanese_is_base64():
 def test_header_injection_through_the_subject_or_a_name_is_folded_away():
     issue = FiledIssue(1, "hello\r\nBcc: victim@example.net", "P", "T", "u")
     person = Person("taro@example.org", "Taro\nBcc: victim@example.net")
-    ack = acknowledgement(issue, person, mail_of(make_mail()), shipped("ack.en.txt"), OUTGOING, SECRET)
-    back = mail_of(to_bytes(ack))
+    ack = acknowledgement(issue, person, parsed(make_mail()), shipped("ack.en.txt"), OUTGOING, SECRET)
+    back = parsed(to_bytes(ack))
     assert back.header("bcc") is None and back.to == ("taro@example.org",)
 
 
@@ -247,4 +240,4 @@ def test_no_from_address_means_no_mail():
     with pytest.raises(ConfigError, match=r"\[outgoing\] from"):
         sender_address(OutgoingSettings())
     with pytest.raises(ConfigError):
-        acknowledgement(ISSUE, TARO, mail_of(make_mail()), shipped("ack.en.txt"), OutgoingSettings(), SECRET)
+        acknowledgement(ISSUE, TARO, parsed(make_mail()), shipped("ack.en.txt"), OutgoingSettings(), SECRET)

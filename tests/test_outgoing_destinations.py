@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fakesmtp import FakeSMTP
-from testbed_data import wait_for
+from support.testbed import wait_for
 from m2r_deliver.errors import ConfigError, MailSystemRefused, MailSystemUnavailable, exit_status
 from m2r_deliver.outgoing.destinations import SMTP, Sendmail, for_settings, read_secret, split_host_port
 from m2r_deliver.outgoing.settings import OutgoingSettings

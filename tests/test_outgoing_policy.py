@@ -3,20 +3,18 @@ fixtures and on the original setup's web-form mail; and the once-per-period reco
 
 from __future__ import annotations
 
-import io
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-from mailfactory import make_mail
+from support.paths import ROOT
+from support.mails import make_mail, parsed
 from m2r_deliver import guards
 from m2r_deliver.config import GuardSettings, Settings
 from m2r_deliver.errors import MailSystemRefused, MailSystemUnavailable, StateError
 from m2r_deliver.identity import requester
-from m2r_deliver.mail import parse
 from m2r_deliver.outgoing import policy, templates
 from m2r_deliver.outgoing.acknowledge import FiledIssue, acknowledgement
 from m2r_deliver.outgoing.answered import AnsweredLog
@@ -25,7 +23,6 @@ from m2r_deliver.outgoing.send import send_acknowledgement
 from m2r_deliver.outgoing.settings import OutgoingSettings
 from m2r_deliver.outgoing.tokens import secret_from_key
 from m2r_deliver.plan import Person
-from m2r_deliver.read import read_message
 
 FIXTURES = ROOT / "tests" / "fixtures" / "guards"
 FORM = "request@example.org"
@@ -39,12 +36,8 @@ OUTGOING = OutgoingSettings(from_address="Helpdesk <helpdesk@example.org>",
 HANAKO = Person("hanako@example.jp", "", "form field 依頼者メール")
 
 
-def mail_of(data: bytes):
-    return parse(read_message(io.BytesIO(data)))
-
-
 def answering(data: bytes, recipient: Person | None = None, settings: Settings = SITE) -> Answering:
-    mail = mail_of(data)
+    mail = parsed(data)
     if recipient is None:
         recipient = requester(mail, (), None)
     return Answering(mail, recipient, settings, OUTGOING)
@@ -107,7 +100,7 @@ def test_the_guard_fixtures_are_answered_exactly_when_the_guards_take_them_for_a
     off: the rules are the guards' own signs. A person's mail that merely looks like a
     bounce is answered."""
     site = Settings(url="http://127.0.0.1:9", key="k")
-    mail = mail_of((FIXTURES / fixture).read_bytes())
+    mail = parsed((FIXTURES / fixture).read_bytes())
     verdict = guards.run(mail, site)
     refused = policy.refusal(Answering(mail, requester(mail, (), None), site, OUTGOING))
     assert (refused is None) == (verdict is None), (verdict, refused)
@@ -143,7 +136,7 @@ def test_a_requester_who_is_the_lists_posting_address_is_never_answered():
 
 def test_no_requester_no_answer():
     assert refused_by(make_mail(), Person("")) == "no_recipient"
-    assert policy.refusal(Answering(mail_of(make_mail()), None, SITE, OUTGOING)).rule == "no_recipient"
+    assert policy.refusal(Answering(parsed(make_mail()), None, SITE, OUTGOING)).rule == "no_recipient"
 
 
 AUTHENTICATED = Settings(url="http://127.0.0.1:9", key="k", authserv_id="mx.example.org")

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from mailfactory import make_mail
+from support.mails import make_mail
 from m2r_deliver.errors import ConfigError
 from m2r_deliver.mail import parse
 from m2r_deliver.outgoing import templates
