@@ -23,7 +23,8 @@ from support.paths import console_script, unavailable
 from support.faultproxy import FaultProxy
 from support.fakeserver import answering
 from support.mails import make_mail
-from support.testbed import assert_silent, created, decision, log_lines, make_project, start_delivery
+from support.testbed import (assert_silent, created, decision, killed_while_held, log_lines, make_project,
+                             start_delivery)
 
 KINDS = ["marker", "ledger-only"]
 
@@ -207,12 +208,7 @@ def test_killed_while_redmine_files_then_redelivered(site, testbed, token, kind,
     with FaultProxy(testbed.url) as proxy:
         configure(site, kind, url=proxy.url)
         proxy.mode = "hold"
-        proc = start_delivery(site, mail)
-        assert proxy.posted.wait(timeout=120), "the POST never reached Redmine"
-        proc.send_signal(sig)
-        status = proc.wait(timeout=60)
-        assert (proc.stdout.read(), proc.stderr.read()) == (b"", b"")
-        assert status == (75 if sig == signal.SIGTERM else -signal.SIGKILL)
+        killed_while_held(site, proxy, mail, sig)
         saved = the_one_issue(testbed, token)
         proxy.mode = "pass"
         assert_silent(site.deliver(mail), 0)

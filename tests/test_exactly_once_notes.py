@@ -8,7 +8,7 @@ import pytest
 
 from support.faultproxy import FaultProxy
 from support.mails import make_mail
-from support.testbed import assert_silent, decision, log_lines, make_issue, start_delivery
+from support.testbed import assert_silent, decision, killed_while_held, log_lines, make_issue
 
 KINDS = ["marker", "ledger-only"]
 
@@ -70,12 +70,7 @@ def test_killed_in_the_middle_of_a_note_then_redelivered(site, testbed, token, s
     with FaultProxy(testbed.url, target="note") as proxy:
         configure(site, "ledger-only", proxy.url)
         proxy.mode = "hold"
-        proc = start_delivery(site, mail)
-        assert proxy.posted.wait(timeout=120), "the note never reached Redmine"
-        proc.send_signal(sig)
-        status = proc.wait(timeout=60)
-        assert (proc.stdout.read(), proc.stderr.read()) == (b"", b"")
-        assert status == (75 if sig == signal.SIGTERM else -signal.SIGKILL)
+        killed_while_held(site, proxy, mail, sig)
         the_one_note(testbed, issue_id, text)
         proxy.mode = "pass"
         assert_silent(site.deliver(mail), 0)

@@ -9,6 +9,7 @@ import email
 import email.policy
 import os
 import re
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -239,3 +240,14 @@ def start_delivery(site, mail):
     proc.stdin.write(mail)
     proc.stdin.close()
     return proc
+
+
+def killed_while_held(site, proxy, mail: bytes, sig: int) -> None:
+    """Deliver *mail* in the background through *proxy* (in "hold" mode), and once Redmine
+    has saved what it filed, stop the program with *sig*: silent, 75 after SIGTERM."""
+    proc = start_delivery(site, mail)
+    assert proxy.posted.wait(timeout=120), "the filing request never reached Redmine"
+    proc.send_signal(sig)
+    status = proc.wait(timeout=60)
+    assert (proc.stdout.read(), proc.stderr.read()) == (b"", b"")
+    assert status == (75 if sig == signal.SIGTERM else -signal.SIGKILL)
