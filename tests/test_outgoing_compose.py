@@ -13,7 +13,7 @@ from m2r_deliver.errors import ConfigError
 from m2r_deliver.outgoing import templates
 from m2r_deliver.outgoing.acknowledge import FiledIssue, acknowledgement, sender_address
 from m2r_deliver.outgoing.compose import OutgoingMail, references_for, subject_tag, to_bytes
-from m2r_deliver.outgoing.settings import OutgoingSettings
+from m2r_deliver.config.outgoing import OutgoingSettings
 from m2r_deliver.outgoing.tokens import message_id, secret_from_key, thread_refs, thread_token
 from m2r_deliver.states import MailKind
 from m2r_deliver.plan import Person

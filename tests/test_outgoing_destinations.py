@@ -15,7 +15,7 @@ from fakesmtp import FakeSMTP
 from support.testbed import wait_for
 from m2r_deliver.errors import ConfigError, MailSystemRefused, MailSystemUnavailable, exit_status
 from m2r_deliver.outgoing.destinations import SMTP, Sendmail, for_settings, read_secret, split_host_port
-from m2r_deliver.outgoing.settings import OutgoingSettings
+from m2r_deliver.config.outgoing import OutgoingSettings
 
 MESSAGE = b"From: Helpdesk <request@example.org>\nTo: taro@example.org\nSubject: hello\n\nbody\n.\nmore\n"
 

@@ -20,7 +20,7 @@ from m2r_deliver.outgoing.acknowledge import FiledIssue, acknowledgement
 from m2r_deliver.outgoing.answered import AnsweredLog
 from m2r_deliver.outgoing.policy import Answering
 from m2r_deliver.outgoing.send import send_acknowledgement
-from m2r_deliver.outgoing.settings import OutgoingSettings
+from m2r_deliver.config.outgoing import OutgoingSettings
 from m2r_deliver.outgoing.tokens import secret_from_key
 from m2r_deliver.plan import Person
 

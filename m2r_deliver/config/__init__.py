@@ -23,6 +23,7 @@ from .sections import (ALL_CUSTOM_FIELDS, CUSTOM_FIELD_PREFIX, FORM_TARGETS, OVE
                        RedmineSettings, ReplySettings, Route, SenderSettings, StateSettings, override_token,
                        read_form, read_guard, read_issue, read_log, read_mail, read_redmine, read_reply, read_sender,
                        read_state)
+from .outgoing import AcknowledgeSettings, OutgoingSettings, read_acknowledge, read_outgoing
 from .values import FLAGS, Mistakes, Values
 
 __all__ = [
@@ -40,6 +41,9 @@ class Settings(LogSettings, StateSettings, ReplySettings, FormSettings, SenderSe
     the guards' as ``settings.guard``."""
 
     guard: GuardSettings = field(default_factory=GuardSettings)
+    #: The mail the program sends: [outgoing], [acknowledge].
+    outgoing: OutgoingSettings = field(default_factory=OutgoingSettings)
+    acknowledge: AcknowledgeSettings = field(default_factory=AcknowledgeSettings)
     #: The file read, or None when the flags alone configure.
     source: str | None = None
 
@@ -82,6 +86,7 @@ def _settings(data: dict[str, Any], overrides: dict[str, dict[str, Any]], where:
               for section in SECTIONS if not section.array}
     state = read_state(tables["state"], env)
     mail = read_mail(tables["mail"])
+    outgoing = read_outgoing(tables["outgoing"])
     settings = Settings(
         **_parts(read_redmine(tables["redmine"])),
         **_parts(read_issue(tables["issue"], _routes(data.get(ROUTE.name), where, mistakes))),
@@ -92,6 +97,8 @@ def _settings(data: dict[str, Any], overrides: dict[str, dict[str, Any]], where:
         **_parts(state),
         **_parts(read_log(tables["log"])),
         guard=read_guard(tables["guard"], state.state_dir),
+        outgoing=outgoing,
+        acknowledge=read_acknowledge(tables["acknowledge"], outgoing, source.parent if source else None),
         source=str(source) if source else None,
     )
     if mistakes:

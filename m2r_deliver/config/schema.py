@@ -20,6 +20,8 @@ UNKNOWN_USER_ACTIONS = ("accept", "ignore", "create")
 BODY_PARTS = ("plain", "html")
 REPLY_MISSING_ACTIONS = ("new", "drop")
 REPLY_CLOSED_ACTIONS = ("note", "missing")
+#: Charsets the text of a mail the program sends may be written in.
+OUTGOING_CHARSETS = ("utf-8", "iso-2022-jp")
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,35 @@ GUARD = Section("guard", "The guards that drop machine mail (each described in m
         unset="dropped mail is not kept"),
 ))
 
+OUTGOING = Section("outgoing", "How the mail the program sends (the acknowledgement) leaves, and whose it is.", (
+    Key("sendmail", Location(), "/usr/sbin/sendmail", "the sendmail-compatible program the mail is handed to "
+        "(Postfix, Exim, sendmail, OpenSMTPD, msmtp, nullmailer), unless smtp is set"),
+    Key("smtp", Text(blank_ok=False), None, "host:port ([v6 address]:port; port 25 when left out) of an SMTP "
+        "server to hand the mail to instead", unset="the sendmail program"),
+    Key("smtp_starttls", Flag(), True, "upgrade the SMTP connection with STARTTLS, certificate checked; a server "
+        "that does not offer it is refused"),
+    Key("smtp_user", Text(blank_ok=False), None, "log in to the SMTP server as this user (with "
+        "smtp_password_file)", unset="no login"),
+    Key("smtp_password_file", Location(), None, "file whose first line is the SMTP password (chmod 600)"),
+    Key("from", Text(blank_ok=False), None, 'From of every mail the program sends, e.g. "Helpdesk '
+        '<request@example.org>"; required to send any', unset="nothing is sent"),
+    Key("envelope_sender", Text(blank_ok=False), None, "envelope sender (sendmail -f, MAIL FROM) where bounces "
+        "of the program's own mail return, e.g. request+bounces@example.org", unset="the mail system's choice"),
+    Key("charset", Choice(choices=OUTGOING_CHARSETS), "utf-8", "charset of the text; iso-2022-jp for old Japanese "
+        "clients (a text it cannot hold is sent in UTF-8)"),
+    Key("timeout", Number(0, 600, above_low=True, unit="seconds"), 60, "seconds one hand-over may take (the "
+        "sendmail program's run, each SMTP exchange)"),
+))
+
+ACKNOWLEDGE = Section("acknowledge", "One mail to the requester of each new issue (RFC 3834: never to automatic "
+                      "or list mail, a null sender, a robot or the gateway's own addresses).", (
+    Key("enabled", Flag(), False, "send the acknowledgement (needs [outgoing] from)"),
+    Key("template", Location(), "ack.txt", "its text: a file with {issue_id}, {subject}, {project}, {tracker}, "
+        "{requester}, {url}; relative: next to the config file, or a shipped one (ack.en.txt, ack.ja.txt); the "
+        "default, when absent, is the shipped ack.en.txt"),
+    Key("once_per", Duration(), "1d", "at most one acknowledgement per requester within this period"),
+))
+
 ROUTE = Section("route", "Mail matching every pattern of a route gets its [issue] values; the first match wins.", (
     Key("from", Patterns(blank_ok=False), None, "From address or envelope sender (globs)"),
     Key("to", Patterns(blank_ok=False), None, "To, Cc, Delivered-To or X-Original-To address (globs)"),
@@ -188,6 +219,7 @@ ROUTE = Section("route", "Mail matching every pattern of a route gets its [issue
     *_issue_values("the [issue] value"),
 ), array=True)
 
-SECTIONS: tuple[Section, ...] = (REDMINE, ISSUE, MAIL, SENDER, FORM, REPLY, STATE, LOG, GUARD, ROUTE)
+SECTIONS: tuple[Section, ...] = (REDMINE, ISSUE, MAIL, SENDER, FORM, REPLY, STATE, LOG, GUARD, OUTGOING, ACKNOWLEDGE,
+                                 ROUTE)
 #: section name → its keys' names.
 SCHEMA: dict[str, tuple[str, ...]] = {section.name: section.names for section in SECTIONS}

@@ -1,6 +1,6 @@
 """Outgoing: the mail the program itself sends to requesters.
 
-settings      [outgoing] and [acknowledge], typed
+(the settings, [outgoing] and [acknowledge], are config.outgoing's)
 destinations  handing a mail to the mail system: the sendmail program, or SMTP
 tokens        our Message-IDs: stable per issue, kind and journal; read back from replies
 templates     the operator's text, its placeholders checked

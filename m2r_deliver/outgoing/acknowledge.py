@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..mail import Mail
 from ..plan import Person
 from .compose import OutgoingMail, references_for, subject_tag
-from .settings import OutgoingSettings
+from ..config.outgoing import OutgoingSettings
 from .templates import Template
 from ..states import MailKind
 from .tokens import message_id

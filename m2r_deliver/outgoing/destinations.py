@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 from ..errors import ConfigError, DeliveryError, MailSystemRefused, MailSystemUnavailable
-from .settings import OutgoingSettings
+from ..config.outgoing import OutgoingSettings
 
 if TYPE_CHECKING:
     import smtplib

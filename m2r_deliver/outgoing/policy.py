@@ -23,7 +23,7 @@ from ..identity import authenticate
 from ..mail import Mail
 from ..plan import Person
 from .answered import AnsweredLog
-from .settings import OutgoingSettings
+from ..config.outgoing import OutgoingSettings
 
 #: Local parts that say nobody reads the mailbox.
 NO_REPLY_LOCAL_PARTS = ("noreply", "no-reply", "no_reply", "donotreply", "do-not-reply", "do_not_reply",

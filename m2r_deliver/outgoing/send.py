@@ -17,7 +17,7 @@ from .answered import AnsweredLog
 from .compose import OutgoingMail, to_bytes
 from .destinations import Destination
 from .policy import Answering, decide
-from .settings import OutgoingSettings
+from ..config.outgoing import OutgoingSettings
 
 
 @dataclass(frozen=True)

@@ -35,16 +35,19 @@ class Template:
         return self.text.format_map({name: str(values[name]) for name in PLACEHOLDERS})
 
 
-def load(name: str | Path, config_dir: Path | None, key: str = "acknowledge.template") -> Template:
-    """Read and check the template *name*: absolute, next to the config, or shipped."""
+def load(name: str | Path, config_dir: Path | None, key: str = "acknowledge.template",
+         fallback: str | None = None) -> Template:
+    """Read and check the template *name*: absolute, next to the config, or shipped; when
+    none of these exists, the shipped *fallback* (the default name's)."""
     path = Path(name).expanduser()
     if not path.is_absolute() and config_dir is not None:
         path = config_dir / path
     if path.is_absolute() and path.exists():
         return parse(_read(path, key), str(path), key)
-    if Path(name).name == str(name) and str(name) in SHIPPED:
-        shipped = resources.files(__package__).joinpath("templates", str(name))
-        return parse(shipped.read_bytes(), f"(shipped) {name}", key)
+    for shipped_name in (str(name), fallback):
+        if shipped_name in SHIPPED and Path(shipped_name).name == shipped_name:
+            shipped = resources.files(__package__).joinpath("templates", shipped_name)
+            return parse(shipped.read_bytes(), f"(shipped) {shipped_name}", key)
     raise ConfigError(f"template {path} does not exist (shipped: {', '.join(SHIPPED)})", key=key)
 
 

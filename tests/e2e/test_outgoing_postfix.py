@@ -20,7 +20,7 @@ from m2r_deliver.outgoing import templates
 from m2r_deliver.outgoing.acknowledge import FiledIssue, acknowledgement
 from m2r_deliver.outgoing.compose import to_bytes
 from m2r_deliver.outgoing.destinations import SMTP, Sendmail
-from m2r_deliver.outgoing.settings import SENDMAIL, OutgoingSettings
+from m2r_deliver.config.outgoing import OutgoingSettings
 from m2r_deliver.outgoing.tokens import secret_from_key
 from m2r_deliver.plan import Person
 from m2r_deliver.read import read_message
@@ -89,7 +89,7 @@ def assert_arrived_alone(postfix, requester: LocalUser, bystander: LocalUser, me
 def test_sendmail_hands_the_acknowledgement_to_postfix(accounts, postfix):
     requester, bystander = accounts
     message_id, data = acknowledgement_for(requester, bystander)
-    Sendmail(SENDMAIL, timeout=60).send(data, ENVELOPE, [f"{requester.name}@localhost"])
+    Sendmail(OutgoingSettings().sendmail, timeout=60).send(data, ENVELOPE, [f"{requester.name}@localhost"])
     assert_arrived_alone(postfix, requester, bystander, message_id)
 
 
