@@ -229,7 +229,9 @@ def _create_with_keyword_fallbacks(connection: Redmine, filing: _Filing, uploads
         if marker_id is not None and custom_values(issue).get(marker_id) != key:
             added += (f"Redmine did not store the marker in custom field #{marker_id} (is it enabled for this "
                       "project and tracker, and editable by the filing user? run: m2r-deliver check)",)
-        return issue_id, replace(plan, description=api_fields["description"], resolved=filing.shown(applied),
+        names = {f"{name}_name": (issue.get(name) or {}).get("name") for name in ("project", "tracker")}
+        return issue_id, replace(plan, description=api_fields["description"],
+                                 resolved={**filing.shown(applied), **names},
                                  warnings=(*plan.warnings, *added, *not_taken(api_fields, issue)))
 
     candidates = [keyword for keyword, _ in keyed.applied if keyword.attribute != "project"]

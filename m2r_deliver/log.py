@@ -31,9 +31,12 @@ def summary(**fields: object) -> str:
 
 
 def delivery_line(mail: Mail | None, key: str | None, plan: Plan | None, outcome: Outcome | None,
-                  failure: DeliveryError | None, *, ledger_note: str | None, ms: int) -> str:
+                  failure: DeliveryError | None, *, ledger_note: str | None, ms: int,
+                  reply: dict[str, object] | None = None) -> str:
     """The summary line of one delivery, from what each stage returned (None: the pass
-    did not get that far). *key*: the delivery key, when the ledger was asked."""
+    did not get that far). *key*: the delivery key, when the ledger was asked. *reply*:
+    the acknowledgement's fields (``ack=``, ``to=``, ``ack_rule=``, ``ack_reason=``,
+    ``ack_msgid=``), after every other field but ``ms``."""
     by_msgid = key is not None and key.startswith("<")
     filed = outcome is not None and outcome.decision == Decision.FILED
     created = plan is not None and plan.action == Action.CREATE
@@ -60,6 +63,7 @@ def delivery_line(mail: Mail | None, key: str | None, plan: Plan | None, outcome
         note=join_notes(outcome.note if outcome else None, ledger_note),
         url=outcome.url if outcome else None,
         saved=outcome.saved if outcome else None,
+        **(reply or {}),
         ms=ms,
     )
 

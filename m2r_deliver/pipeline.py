@@ -1,4 +1,5 @@
-"""The one pass: read → claim → parse → guard → route → deliver → record → exit status.
+"""The one pass: read → claim → parse → guard → route → deliver → record → exit status
+(→ reply: the acknowledgement of a new issue, outgoing/stage.py).
 
 The claim (once.begin) comes right after reading, so that every later failure, our own
 bugs included, is counted in the ledger and ends in quarantine rather than in a retry
@@ -10,8 +11,8 @@ from __future__ import annotations
 import json
 import signal
 import time
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, TextIO
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO, Callable, TextIO
 
 from . import guards, log, once
 from .config import Settings
@@ -19,9 +20,10 @@ from .deliver import execute
 from .errors import DeliveryError, Interrupted, RedmineUnavailable, classify, exit_status
 from .mailkey import delivery_key
 from .mail import Mail, parse
-from .plan import Attempt, Outcome
+from .plan import Attempt, Outcome, Plan
 from .read import Received, read_message
 from .route import plan_drop, plan_issue
+from .states import Action, Decision
 from .thread import issue_of_own_message
 
 
@@ -53,6 +55,8 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
     outcome: Outcome | None = None
     failure: DeliveryError | None = None
     plan = delivery = None
+    owed: Any = None  # the acknowledgement of a new issue (outgoing.stage): owed, or what became of it
+    reply: Any = None
     try:
         with _interruptible(settings):
             received = read()
@@ -70,22 +74,46 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
                 attempt = delivery.attempt if delivery else Attempt(delivery_key(received))
                 outcome, plan = execute(plan, mail, settings, attempt, dry_run=run.dry_run)
                 if run.dry_run:
+                    if _acknowledges(settings, outcome, plan, Decision.PLANNED):
+                        plan = replace(plan, acknowledgement=_stage().preview(mail, plan, settings))
                     stdout.write(plan.to_json() + "\n")
+                elif delivery and _acknowledges(settings, outcome, plan, Decision.FILED):
+                    owed = _stage().owe(delivery.ledger.db, delivery.key, mail, plan, outcome, settings)
+            elif delivery and settings.acknowledge.enabled and outcome.issue_id:
+                owed = _stage().owed(delivery.ledger.db, delivery.key, settings)
     except (Exception, KeyboardInterrupt) as exc:  # nothing may escape to the mail system
         failure = classify(exc)
         outcome = delivery.failed(failure) if delivery else None
     else:
         if delivery and not delivery.settled:
             outcome = delivery.record(outcome, plan)
+        if delivery and owed is not None:
+            with _interruptible(settings):
+                reply = _stage().pay(delivery.ledger.db, owed, settings)
     finally:
         if delivery:
             delivery.close()
+    if reply is not None and reply.failure is not None:  # the mail system did not take it: 75, owed
+        failure = reply.failure
     line = log.delivery_line(mail, delivery.key if delivery else None, plan, outcome, failure,
                              ledger_note=delivery.note if delivery else None,
-                             ms=int((time.monotonic() - started) * 1000))
-    status = exit_status(failure, outcome.decision if outcome else None)
+                             ms=int((time.monotonic() - started) * 1000),
+                             reply=reply.log_fields() if reply is not None else None)
+    status = exit_status(failure, None if reply is not None and reply.failure else
+                         outcome.decision if outcome else None)
     log.emit(line, settings, failed=failure is not None, verbose=run.verbose, stderr=stderr)
     return Result(outcome, failure, status)
+
+
+def _acknowledges(settings: Settings, outcome: Outcome, plan: Plan, decision: Decision) -> bool:
+    """A new issue filed (or, on a dry run, planned) for a requester: the reply stage's."""
+    return settings.acknowledge.enabled and outcome.decision == decision and plan.action == Action.CREATE
+
+
+def _stage():
+    from .outgoing import stage  # only when [acknowledge] is on: the drop path stays light
+
+    return stage
 
 
 class _DeadlineExceeded(RedmineUnavailable, KeyboardInterrupt):

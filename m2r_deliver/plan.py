@@ -108,8 +108,11 @@ class Plan:
     #: For "note": the new issue to file instead when the issue is missing or locked
     #: ([reply] missing = "new"); None drops the mail then.
     if_missing: Plan | None = None
-    #: Filled by deliver on --dry-run: the ids the names resolved to.
+    #: Filled by deliver on --dry-run: the ids the names resolved to (and, once filed, the
+    #: project's and tracker's names as Redmine answered).
     resolved: dict[str, Any] | None = None
+    #: Filled on --dry-run when [acknowledge] is on: the acknowledgement a new issue would get.
+    acknowledgement: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=False)

@@ -92,3 +92,4 @@ class Answered(_Named):
     ACKNOWLEDGED = "acknowledged"
     NOT_ACKNOWLEDGED = "not_acknowledged"  # a rule of outgoing.policy refused it
     WOULD_ACKNOWLEDGE = "would_acknowledge"  # --dry-run
+    OWED = "owed"  # the mail system did not take it for now: handed over on the mail's retry

@@ -1,7 +1,8 @@
 """Answered: who was sent an automatic answer, when, and for which mail — so that a
-requester gets at most one per period (RFC 3834 section 2).
+requester gets at most one per period (RFC 3834 section 2) — and which answers are still
+owed for mail already filed (``OwedLog``).
 
-One table in an SQLite database the caller opens (the delivery ledger's file, or one of
+One table each in an SQLite database the caller opens (the delivery ledger's file, or one of
 its own) in autocommit mode (``isolation_level=None``). Each decision is one
 ``BEGIN IMMEDIATE`` transaction, so two processes answering the same requester at once
 are serialised and only one of them sends. The same mail answered again (a retry after
@@ -81,3 +82,53 @@ def _transaction(db: sqlite3.Connection, doing: str, *, write: bool) -> Iterator
             db.execute("COMMIT")
     except sqlite3.Error as exc:
         raise StateError(f"answered log: {doing}: {exc}") from None
+
+
+OWED_SCHEMA = ("CREATE TABLE IF NOT EXISTS owed (key TEXT PRIMARY KEY, kind TEXT NOT NULL, issue_id INTEGER NOT NULL, "
+               "recipient TEXT NOT NULL, message_id TEXT NOT NULL, message BLOB NOT NULL, since REAL NOT NULL)")
+
+
+@dataclass(frozen=True)
+class Owed:
+    """An answer admitted for a filed mail and not handed over yet."""
+
+    #: The delivery key of the mail it answers (the ledger's).
+    key: str
+    kind: str
+    issue_id: int
+    #: The requester: the envelope recipient, and whom the once-per record counts.
+    recipient: str
+    message_id: str
+    message: bytes
+    #: When it was first owed: the retries give up after [state] retry_for.
+    since: float
+
+
+class OwedLog:
+    """Answers owed for mail already filed: written before the ledger records the mail as
+    filed, removed once the mail system took the answer (or refused it for good). A retry
+    of the filed mail, which the ledger answers as a duplicate, finds its answer here and
+    hands it over then — the same bytes, under the same Message-ID."""
+
+    def __init__(self, db: sqlite3.Connection):
+        if db.isolation_level is not None:
+            raise ValueError("the owed log needs a connection in autocommit mode (isolation_level=None)")
+        self.db = db
+        with _transaction(db, "creating its table", write=False):
+            db.execute(OWED_SCHEMA)
+
+    def owe(self, owed: Owed) -> None:
+        with _transaction(self.db, "recording an answer owed", write=True):
+            self.db.execute("INSERT OR REPLACE INTO owed VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (owed.key, owed.kind, owed.issue_id, owed.recipient, owed.message_id, owed.message,
+                             owed.since))
+
+    def get(self, key: str) -> Owed | None:
+        with _transaction(self.db, "reading", write=False):
+            row = self.db.execute("SELECT key, kind, issue_id, recipient, message_id, message, since FROM owed "
+                                  "WHERE key = ?", (key,)).fetchone()
+        return Owed(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), row[6]) if row else None
+
+    def paid(self, key: str) -> None:
+        with _transaction(self.db, "recording an answer handed over", write=True):
+            self.db.execute("DELETE FROM owed WHERE key = ?", (key,))

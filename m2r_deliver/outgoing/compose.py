@@ -63,7 +63,7 @@ class OutgoingMail:
         return "iso-2022-jp"
 
 
-def subject_tag(project: str, tracker: str, issue_id: int, subject: str) -> str:
+def subject_tag(project: str, tracker: str, issue_id: int | str, subject: str) -> str:
     """Redmine's subject form: ``[Helpdesk - Support #123] subject``."""
     return one_line(f"[{one_line(project)} - {one_line(tracker)} #{issue_id}] {one_line(subject)}")
 

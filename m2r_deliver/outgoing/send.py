@@ -9,7 +9,7 @@ MailSystemRefused, which the caller logs without failing the delivery it answers
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import MailSystemUnavailable
 from ..states import Answered
@@ -46,18 +46,32 @@ def send_acknowledgement(answering: Answering, mail: OutgoingMail, log: Answered
                          settings: OutgoingSettings, period: float, *, dry_run: bool = False) -> Answer:
     """Send the acknowledgement *mail* in answer to *answering*, if RFC 3834 and the
     once-per *period* allow it."""
-    kind = mail.kind.value
-    refusal = decide(answering, log, kind, mail.message_id, period, record=not dry_run)
+    answer = admit(answering, mail, log, period, dry_run=dry_run)
+    if dry_run or answer.decision != Answered.WOULD_ACKNOWLEDGE or answering.recipient is None:
+        return answer
+    return hand_over(answer, mail.kind.value, answering.recipient.addr, log, destination, settings)
+
+
+def admit(answering: Answering, mail: OutgoingMail, log: AnsweredLog, period: float, *,
+          dry_run: bool = False) -> Answer:
+    """The decision, and the once-per claim unless *dry_run*: ``would_acknowledge`` with the
+    mail's bytes, or ``not_acknowledged`` with the rule that refused it."""
+    refusal = decide(answering, log, mail.kind.value, mail.message_id, period, record=not dry_run)
     if refusal:
         return Answer(Answered.NOT_ACKNOWLEDGED, mail.issue_id, mail.message_id, mail.recipients, refusal.rule,
                       refusal.reason)
-    data = to_bytes(mail)
-    if dry_run:
-        return Answer(Answered.WOULD_ACKNOWLEDGE, mail.issue_id, mail.message_id, mail.recipients, message=data)
+    return Answer(Answered.WOULD_ACKNOWLEDGE, mail.issue_id, mail.message_id, mail.recipients,
+                  message=to_bytes(mail))
+
+
+def hand_over(answer: Answer, kind: str, recipient: str, log: AnsweredLog, destination: Destination,
+              settings: OutgoingSettings) -> Answer:
+    """Hand an admitted answer to the mail system. Failing for now releases the once-per
+    claim of *recipient* and raises MailSystemUnavailable."""
+    assert answer.message is not None, "only an admitted answer is handed over"
     try:
-        destination.send(data, settings.envelope_sender, mail.recipients)
+        destination.send(answer.message, settings.envelope_sender, answer.to)
     except MailSystemUnavailable:
-        if answering.recipient:
-            log.release(answering.recipient.addr, kind, mail.message_id)
+        log.release(recipient, kind, answer.message_id)
         raise
-    return Answer(Answered.ACKNOWLEDGED, mail.issue_id, mail.message_id, mail.recipients, message=data)
+    return replace(answer, decision=Answered.ACKNOWLEDGED)
