@@ -6,7 +6,8 @@ Redmine marks its notifications with Message-IDs such as
 the note's creation time in UTC), puts the issue's token in ``References``, and tags
 the subject ``[Project - Tracker #12]``. Mail clients carry both into replies. A reply
 to a mail this program filed itself threads through the ledger (see
-``issue_of_own_message``). Pure: no network.
+``issue_of_own_message``); a reply to a mail it sent (the acknowledgement) through the
+verified token in that mail's Message-ID (``outgoing/tokens.py``). Pure: no network.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .states import Via
 
 # The same shapes Redmine's mail handler accepts (facts of its format).
 _TOKEN = re.compile(r"^redmine\.([a-z0-9_]+)-(\d+)\.(\d+)(?:\.[a-f0-9]+)?@")
+#: The start of the Message-IDs of mail the program sends (outgoing/tokens.py reads them whole).
+_OUR_TOKEN = re.compile(r"^m2r\.[a-z]+-\d", re.IGNORECASE)
 _SUBJECT_TAG = re.compile(r"\[(?:[^\]]*\s+)?#(\d+)\]")
 #: How far before a note's Message-ID time (whole seconds) its issue may have been saved.
 _CLOCK_SLACK = timedelta(seconds=5)
@@ -35,16 +38,23 @@ def issue_of_own_message(message_id: str) -> int | None:
     return None
 
 
-def references(mail: Mail, own_issue: OwnIssueLookup = issue_of_own_message) -> tuple[ThreadRef, ...]:
+def references(mail: Mail, own_issue: OwnIssueLookup = issue_of_own_message,
+               site_key: str | None = None) -> tuple[ThreadRef, ...]:
     """Every sign that *mail* answers an issue, in the order they are tried: Redmine's
     issue tokens (In-Reply-To, then References newest first), its note tokens (whose
     issue must be searched for, so after the issue tokens Redmine puts beside them),
-    mails we filed, the subject tag."""
+    the Message-IDs of mail we sent (their token verified with the secret derived from
+    *site_key*, the API key), mails we filed, the subject tag."""
     replied_to = (*mail.in_reply_to, *reversed(mail.references))
     tokens = [ref for ref in map(_token_ref, replied_to) if ref]
     found = [ref for ref in tokens if ref.via == Via.ISSUE] + [ref for ref in tokens if ref.via == Via.JOURNAL]
+    ours = [message_id for message_id in replied_to if _OUR_TOKEN.match(message_id)]
+    if ours and site_key:
+        from .outgoing.tokens import secret_from_key, thread_refs
+
+        found.extend(thread_refs(mail, secret_from_key(site_key)))
     for message_id in replied_to:
-        if not _TOKEN.match(message_id):
+        if not _TOKEN.match(message_id) and message_id not in ours:
             issue_id = own_issue(message_id)
             if issue_id:
                 found.append(ThreadRef(Via.OURS, issue_id=issue_id))
