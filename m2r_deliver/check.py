@@ -48,6 +48,7 @@ def check(settings: Settings, out: TextIO) -> int:
     _check_log(settings, report)
     _check_guard(settings, report)
     _check_ledger(settings, report)
+    _check_outgoing(settings, report)
     from . import redmine as api
 
     connection = api.connect(settings)
@@ -299,6 +300,23 @@ def _check_state_dir(settings: Settings, report: _Report) -> None:
     report.ok(f"state dir {settings.state_dir} is writable")
     if os.stat(settings.state_dir).st_mode & 0o077:
         report.warn(f"state dir {settings.state_dir} is readable by others (it holds mail metadata)")
+
+
+def _check_outgoing(settings: Settings, report: _Report) -> None:
+    """With [acknowledge] on: the way out answers (without sending anything), and the
+    template (loaded and checked with the config) is named."""
+    if not settings.acknowledge.enabled:
+        return
+    from .outgoing.destinations import for_settings
+
+    try:
+        way = for_settings(settings.outgoing).probe()
+    except DeliveryError as exc:
+        report.fail(f"[outgoing]: {exc.reason}")
+    else:
+        report.ok(f"[outgoing]: acknowledgements are handed to the {way}, from {settings.outgoing.from_address}")
+    if settings.acknowledge.text is not None:
+        report.ok(f"[acknowledge] template {settings.acknowledge.text.source} is valid")
 
 
 def _check_guard(settings: Settings, report: _Report) -> None:

@@ -291,3 +291,20 @@ def test_defaults_come_from_the_schema(offline_site):
         ("/usr/sbin/sendmail", "utf-8", 60.0)
     assert (settings.acknowledge.enabled, settings.acknowledge.once_per, settings.acknowledge.text) == \
         (False, 86400.0, None)
+
+
+def test_check_probes_the_way_out_and_names_the_template(gateway, tmp_path):
+    from m2r_deliver.check import check
+
+    out = io.StringIO()
+    check(settings_of(gateway), out)
+    assert f"ok   [outgoing]: acknowledgements are handed to the sendmail program {gateway.sendmail.program}, " \
+           "from Helpdesk <request@example.org>" in out.getvalue()
+    assert "ok   [acknowledge] template (shipped) ack.en.txt is valid" in out.getvalue()
+    assert gateway.sendmail.runs() == []
+    gateway.config_path.write_text(gateway.config_path.read_text().replace(str(gateway.sendmail.program),
+                                                                           str(tmp_path / "no-sendmail")))
+    out = io.StringIO()
+    check(settings_of(gateway), out)
+    assert f"FAIL [outgoing]: outgoing.sendmail: the sendmail program {tmp_path / 'no-sendmail'} does not exist" \
+        in out.getvalue()
