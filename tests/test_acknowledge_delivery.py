@@ -308,3 +308,11 @@ def test_check_probes_the_way_out_and_names_the_template(gateway, tmp_path):
     check(settings_of(gateway), out)
     assert f"FAIL [outgoing]: outgoing.sendmail: the sendmail program {tmp_path / 'no-sendmail'} does not exist" \
         in out.getvalue()
+
+
+def test_with_acknowledgements_on_the_drop_path_loads_no_way_out(gateway):
+    from test_guard_delivery import imported_modules
+
+    names = imported_modules(gateway, make_mail("Out of office", headers={"Auto-Submitted": "auto-replied"}))
+    assert "decision=dropped" in last_line(gateway)
+    assert not names & {"smtplib", "ssl", "m2r_deliver.outgoing.destinations", "m2r_deliver.outgoing.stage"}
