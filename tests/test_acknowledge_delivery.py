@@ -316,3 +316,14 @@ def test_with_acknowledgements_on_the_drop_path_loads_no_way_out(gateway):
     names = imported_modules(gateway, make_mail("Out of office", headers={"Auto-Submitted": "auto-replied"}))
     assert "decision=dropped" in last_line(gateway)
     assert not names & {"smtplib", "ssl", "m2r_deliver.outgoing.destinations", "m2r_deliver.outgoing.stage"}
+
+
+def test_the_acknowledge_example_is_a_valid_config(offline_site):
+    from conftest import ROOT
+
+    example = (ROOT / "examples" / "acknowledge.toml").read_text()
+    offline_site.write_config(example)
+    settings = settings_of(offline_site)
+    assert settings.acknowledge.enabled and settings.acknowledge.text.source == "(shipped) ack.ja.txt"
+    assert (settings.outgoing.from_address, settings.outgoing.envelope_sender) == \
+        ("Helpdesk <request@example.org>", "request+bounces@example.org")
