@@ -34,11 +34,7 @@ class Earlier:
 
 class AnsweredLog:
     def __init__(self, db: sqlite3.Connection):
-        if db.isolation_level is not None:
-            raise ValueError("the answered log needs a connection in autocommit mode (isolation_level=None)")
-        self.db = db
-        with _transaction(db, "creating its table", write=False):
-            db.execute(SCHEMA)
+        self.db = _with_table(db, SCHEMA, "the answered log")
 
     def claim(self, recipient: str, kind: str, answers: str, period: float, *, record: bool = True,
               now: float | None = None) -> Earlier | None:
@@ -63,6 +59,15 @@ class AnsweredLog:
         with _transaction(self.db, "releasing", write=True):
             self.db.execute("DELETE FROM answered WHERE recipient = ? AND kind = ? AND answers = ?",
                             (recipient.lower(), kind, answers))
+
+
+def _with_table(db: sqlite3.Connection, schema: str, what: str) -> sqlite3.Connection:
+    """*db*, checked to be in autocommit mode, with the table of *schema* created."""
+    if db.isolation_level is not None:
+        raise ValueError(f"{what} needs a connection in autocommit mode (isolation_level=None)")
+    with _transaction(db, "creating its table", write=False):
+        db.execute(schema)
+    return db
 
 
 @contextmanager
@@ -111,11 +116,7 @@ class OwedLog:
     hands it over then — the same bytes, under the same Message-ID."""
 
     def __init__(self, db: sqlite3.Connection):
-        if db.isolation_level is not None:
-            raise ValueError("the owed log needs a connection in autocommit mode (isolation_level=None)")
-        self.db = db
-        with _transaction(db, "creating its table", write=False):
-            db.execute(OWED_SCHEMA)
+        self.db = _with_table(db, OWED_SCHEMA, "the owed log")
 
     def owe(self, owed: Owed) -> None:
         with _transaction(self.db, "recording an answer owed", write=True):
