@@ -104,8 +104,12 @@ def deliver(site, data, *, dry_run=False):
     return result, out.getvalue()
 
 
-def form_mail(subject="プリンタが動きません", msgid="form-1@lists.example.org", body=FORM_BODY, **headers):
-    return make_mail(subject, body, sender=f"Web form <{FORM}>", msgid=msgid, headers=headers or None)
+#: The original setup's form: it posts through the list, and says its mail is a program's.
+FORM_HEADERS = {"Auto-Submitted": "auto-generated", "List-Id": "<request.lists.example.org>", "Precedence": "list"}
+
+
+def form_mail(subject="プリンタが動きません", msgid="form-1@lists.example.org", body=FORM_BODY):
+    return make_mail(subject, body, sender=f"Web form <{FORM}>", msgid=msgid, headers=FORM_HEADERS)
 
 
 def last_line(site):
@@ -170,6 +174,14 @@ def test_an_acknowledgement_owed_longer_than_retry_for_is_given_up(gateway):
     again, _ = deliver(gateway, form_mail())
     assert again.status == 0 and len(gateway.sendmail.runs()) == 1
     assert " ack=not_acknowledged to=hanako@example.net ack_rule=retry_for " in last_line(gateway)
+
+
+def test_without_a_form_the_from_address_is_acknowledged(gateway):
+    result, _ = deliver(gateway, make_mail("VPN is down", sender="Taro Yamada <taro@example.org>"))
+    assert result.status == 0
+    [(argv, message)] = gateway.sendmail.runs()
+    assert argv[-1] == "taro@example.org" and message_from_bytes(message)["To"] == "Taro Yamada <taro@example.org>"
+    assert subject_of(message) == "[Helpdesk - Support #41] VPN is down"
 
 
 def test_the_policy_decides_in_the_delivery(gateway):

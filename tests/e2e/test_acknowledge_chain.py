@@ -60,7 +60,8 @@ def test_a_form_request_is_acknowledged_once_and_the_requesters_reply_becomes_a_
     address = f"{requester.name}@localhost.localdomain"  # a form field holds a dotted domain
     form_id = f"form.{token}@lists.example.org"
     form = make_mail(f"Printer jammed {token}", f"Name: Hanako Yamada\nEmail: {address}\n\nThe printer on floor 3 "
-                     "is jammed.", sender=f"Web form <{FORM}>", msgid=form_id)
+                     "is jammed.", sender=f"Web form <{FORM}>", msgid=form_id,
+                     headers={"Auto-Submitted": "auto-generated", "List-Id": "<request.lists.example.org>"})
 
     line = deliver(gateway, form)
     [issue] = testbed.issues_with_subject(token)
