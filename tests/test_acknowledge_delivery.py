@@ -330,12 +330,17 @@ def test_with_acknowledgements_on_the_drop_path_loads_no_way_out(gateway):
     assert not names & {"smtplib", "ssl", "m2r_deliver.outgoing.destinations", "m2r_deliver.outgoing.stage"}
 
 
-def test_the_acknowledge_example_is_a_valid_config(offline_site):
+@pytest.mark.parametrize("example, sender", [("acknowledge.toml", "Helpdesk <request@example.org>"),
+                                              ("original-setup.toml", "ヘルプデスク <request@example.org>")])
+def test_the_examples_acknowledge_in_japanese(offline_site, example, sender):
     from conftest import ROOT
 
-    example = (ROOT / "examples" / "acknowledge.toml").read_text()
-    offline_site.write_config(example)
+    text = (ROOT / "examples" / example).read_text()
+    if example == "acknowledge.toml":  # the sections to add to a config
+        offline_site.write_config(text)
+    else:
+        offline_site.config_path.write_text(text.replace("~/.config/m2r-deliver/api-key", str(offline_site.key_file)))
     settings = settings_of(offline_site)
     assert settings.acknowledge.enabled and settings.acknowledge.text.source == "(shipped) ack.ja.txt"
     assert (settings.outgoing.from_address, settings.outgoing.envelope_sender) == \
-        ("Helpdesk <request@example.org>", "request+bounces@example.org")
+        (sender, "request+bounces@example.org")
