@@ -12,7 +12,7 @@ import json
 import signal
 import time
 from dataclasses import dataclass, replace
-from typing import Any, BinaryIO, Callable, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Callable, TextIO
 
 from . import guards, log, once
 from .config import Settings
@@ -25,6 +25,10 @@ from .read import Received, read_message
 from .route import plan_drop, plan_issue
 from .states import Action, Decision
 from .thread import issue_of_own_message
+
+if TYPE_CHECKING:
+    from .outgoing.answered import Owed
+    from .outgoing.stage import Reply
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,8 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
     outcome: Outcome | None = None
     failure: DeliveryError | None = None
     plan = delivery = None
-    owed: Any = None  # the acknowledgement of a new issue (outgoing.stage): owed, or what became of it
-    reply: Any = None
+    owed: Owed | Reply | None = None  # the acknowledgement of a new issue: owed, or what became of it
+    reply: Reply | None = None
     try:
         with _interruptible(settings):
             received = read()

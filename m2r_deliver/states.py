@@ -74,7 +74,7 @@ class Via(_Named):
 
     ISSUE = "issue"  # a Redmine issue Message-ID token
     JOURNAL = "journal"  # a Redmine note Message-ID token
-    OURS = "ours"  # a mail this program filed
+    OURS = "ours"  # a mail this program filed, or sent (a verified token of outgoing/tokens.py)
     SUBJECT = "subject"  # the ``[… #N]`` subject tag
 
 
