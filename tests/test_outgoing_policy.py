@@ -270,8 +270,10 @@ def test_an_acknowledgement_is_handed_over_once_per_period(log):
     destination = Recording()
     person, ack = ack_for(make_mail(), Person("taro@example.org", "Taro"))
     done = send_acknowledgement(person, ack, log, destination, OUTGOING, 86400)
-    assert done.decision == "acknowledged" and done.log_fields().startswith(
-        "decision=acknowledged issue=#7 to=taro@example.org message_id=<m2r.ack-7.")
+    fields = done.log_fields()
+    assert (done.decision, fields["ack"], fields["to"], fields["ack_rule"]) == \
+        ("acknowledged", "acknowledged", "taro@example.org", None)
+    assert fields["ack_msgid"].startswith("<m2r.ack-7.")
     [(message, envelope, recipients)] = destination.handed
     assert envelope == "helpdesk+bounces@example.org" and recipients == ("taro@example.org",)
     assert message == done.message

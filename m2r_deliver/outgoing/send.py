@@ -10,6 +10,7 @@ MailSystemRefused, which the caller logs without failing the delivery it answers
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..errors import MailSystemUnavailable
 from ..states import Answered
@@ -33,13 +34,12 @@ class Answer:
     #: The mail as it was (or, on a dry run, would be) handed over; None when refused.
     message: bytes | None = None
 
-    def log_fields(self) -> str:
-        """``decision=acknowledged issue=#12 to=taro@example.org``, as the log writes it."""
-        fields = [f"decision={self.decision}", f"issue=#{self.issue_id}", f"to={','.join(self.to) or '-'}"]
-        if self.rule:
-            fields.append(f"rule={self.rule}")
-        fields.append(f"message_id=<{self.message_id}>")
-        return " ".join(fields)
+    def log_fields(self) -> dict[str, Any]:
+        """Its fields on the mail's one log line (log.summary writes them): ``ack=`` the
+        decision, ``to=``, and ``ack_rule=``, ``ack_reason=``, ``ack_msgid=`` when known.
+        The issue is the line's own ``issue=``."""
+        return {"ack": self.decision, "to": ",".join(self.to) or None, "ack_rule": self.rule,
+                "ack_reason": self.reason, "ack_msgid": f"<{self.message_id}>" if self.message_id else None}
 
 
 def send_acknowledgement(answering: Answering, mail: OutgoingMail, log: AnsweredLog, destination: Destination,

@@ -47,9 +47,7 @@ class Reply:
     failure: DeliveryError | None = None
 
     def log_fields(self) -> dict[str, Any]:
-        answer = self.answer
-        return {"ack": answer.decision, "to": ",".join(answer.to) or None, "ack_rule": answer.rule,
-                "ack_reason": answer.reason, "ack_msgid": f"<{answer.message_id}>" if answer.message_id else None}
+        return self.answer.log_fields()
 
 
 def owe(db, key: str, mail: Mail, plan: Plan, outcome: Outcome, settings: Settings) -> Owed | Reply:
