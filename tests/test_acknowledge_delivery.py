@@ -26,7 +26,9 @@ from m2r_deliver.plan import Outcome, ThreadRef
 from m2r_deliver.read import read_message
 from m2r_deliver.route import plan_issue
 from m2r_deliver.states import Action, Decision, MailKind, Via
-from mailfactory import make_mail
+from support.mails import make_mail
+from support.paths import ROOT
+from support.testbed import imported_modules
 
 FORM = "web-form@lists.example.org"
 REQUESTER = "hanako@example.net"
@@ -323,8 +325,6 @@ def test_check_probes_the_way_out_and_names_the_template(gateway, tmp_path):
 
 
 def test_with_acknowledgements_on_the_drop_path_loads_no_way_out(gateway):
-    from test_guard_delivery import imported_modules
-
     names = imported_modules(gateway, make_mail("Out of office", headers={"Auto-Submitted": "auto-replied"}))
     assert "decision=dropped" in last_line(gateway)
     assert not names & {"smtplib", "ssl", "m2r_deliver.outgoing.destinations", "m2r_deliver.outgoing.stage"}
@@ -333,8 +333,6 @@ def test_with_acknowledgements_on_the_drop_path_loads_no_way_out(gateway):
 @pytest.mark.parametrize("example, sender", [("acknowledge.toml", "Helpdesk <request@example.org>"),
                                               ("original-setup.toml", "ヘルプデスク <request@example.org>")])
 def test_the_examples_acknowledge_in_japanese(offline_site, example, sender):
-    from conftest import ROOT
-
     text = (ROOT / "examples" / example).read_text()
     if example == "acknowledge.toml":  # the sections to add to a config
         offline_site.write_config(text)

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from support.paths import CORPUS, ROOT, console_script, corpus_file
 from support.faultproxy import FaultProxy
 from support.mails import make_mail, parsed
-from support.testbed import filed_issue_id
+from support.testbed import filed_issue_id, imported_modules
 
 FIXTURES = ROOT / "tests" / "fixtures" / "guards"
 BOUNCES = sorted(p.name for p in (CORPUS / "bounces").glob("*.txt")) or ["(corpus absent)"]
@@ -283,18 +282,6 @@ def test_a_hold_folder_that_cannot_be_written_keeps_the_mail_in_the_queue(offlin
 HTTP_MODULES = ("requests", "urllib3", "redminelib", "http.client")
 #: Our own modules that file in Redmine: loaded only when a mail is to be filed.
 FILING_MODULES = ("m2r_deliver.filing", "m2r_deliver.redmine")
-
-
-def imported_modules(site, mail: bytes, *args: str) -> set[str]:
-    """Every module the installed program imported while handling *mail*, as Python's
-    own -X importtime reports it."""
-    command = [sys.executable, "-X", "importtime", console_script(), "--config", str(site.config_path), *args]
-    proc = subprocess.run(command, input=mail, capture_output=True, timeout=120,
-                          env={**os.environ, "HOME": str(site.home)})
-    names = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines()
-             if line.startswith("import time:") and "|" in line}
-    assert "m2r_deliver.pipeline" in names, proc.stderr[-2000:]
-    return names
 
 
 def test_the_drop_path_never_loads_the_http_stack(offline_site):

@@ -7,7 +7,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import imaplib
+import io
 import json
+import mailbox
 import os
 import pwd
 import re
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from m2r_deliver.mail import Mail, parse
+from m2r_deliver.read import read_message
 from support import testbed as testbed_data
 from support.paths import ROOT, console_script
 
@@ -358,3 +362,17 @@ class Postfix:
     def discard_queued_for(self, user: str) -> None:
         for entry in self.queued_for(user):
             subprocess.run(["postsuper", "-d", entry["queue_id"]], capture_output=True, env=_system_env())
+
+
+def running_as(name: str) -> bool:
+    """Whether a process of the account is running (a local delivery to it, say)."""
+    return subprocess.run(["pgrep", "-u", name], capture_output=True).returncode == 0
+
+
+def delivered(user: LocalUser, message_id: str) -> list[Mail]:
+    """The mails in the account's system mailbox, once the one with *message_id* is
+    written whole (procmail, Postfix's mailbox_command here, ends each with a blank line)
+    and the local delivery is over."""
+    wait_for(lambda: message_id.encode() in user.mailbox() and user.mailbox().endswith(b"\n\n")
+             and not running_as(user.name), f"{message_id} in /var/mail/{user.name}", timeout=60)
+    return [parse(read_message(io.BytesIO(message.as_bytes()))) for message in mailbox.mbox(f"/var/mail/{user.name}")]

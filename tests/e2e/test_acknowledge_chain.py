@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import pytest
 
-from mailfactory import make_mail
+from support.mails import make_mail
 
-from .chain import LocalUser, program_for_users, wait_for
-from .test_outgoing_postfix import _running_as, delivered
+from .chain import LocalUser, delivered, program_for_users, running_as, wait_for
 
 FORM = "web-form@lists.example.org"
 ENVELOPE = "request+bounces@example.org"
@@ -31,7 +30,7 @@ def requester(mail_host, postfix, token):
         yield user
     finally:
         postfix.discard_queued_for(user.name)
-        wait_for(lambda: not _running_as(user.name), f"the local delivery to {user.name} to end", timeout=60)
+        wait_for(lambda: not running_as(user.name), f"the local delivery to {user.name} to end", timeout=60)
         user.remove()
 
 

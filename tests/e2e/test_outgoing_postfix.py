@@ -8,8 +8,6 @@ Runs under the machine-wide lock, like every mail-chain test:
 from __future__ import annotations
 
 import io
-import mailbox
-import subprocess
 
 import pytest
 
@@ -25,7 +23,7 @@ from m2r_deliver.outgoing.tokens import secret_from_key
 from m2r_deliver.plan import Person
 from m2r_deliver.read import read_message
 
-from .chain import LocalUser, run_root, wait_for
+from .chain import LocalUser, delivered, run_root, running_as, wait_for
 
 SECRET = secret_from_key("e2e key")
 ENVELOPE = "request+bounces@example.org"
@@ -42,13 +40,9 @@ def accounts(mail_host, postfix, token):
     finally:
         for user in made:
             postfix.discard_queued_for(user.name)
-            wait_for(lambda name=user.name: not _running_as(name), f"the local delivery to {user.name} to end",
+            wait_for(lambda name=user.name: not running_as(name), f"the local delivery to {user.name} to end",
                      timeout=60)
             user.remove()
-
-
-def _running_as(name: str) -> bool:
-    return subprocess.run(["pgrep", "-u", name], capture_output=True).returncode == 0
 
 
 def acknowledgement_for(user: LocalUser, bystander: LocalUser, charset: str = "utf-8") -> tuple[str, bytes]:
@@ -64,15 +58,6 @@ def acknowledgement_for(user: LocalUser, bystander: LocalUser, charset: str = "u
                           answered, templates.load("ack.ja.txt", None), settings, SECRET)
     data = to_bytes(ack).replace(b"\nTo: ", f"\nBcc: {bystander.name}@localhost\nTo: ".encode(), 1)
     return ack.message_id, data
-
-
-def delivered(user: LocalUser, message_id: str) -> list:
-    """The mails in the account's system mailbox, once the one with *message_id* is
-    written whole (procmail, Postfix's mailbox_command here, ends each with a blank line)
-    and the local delivery is over."""
-    wait_for(lambda: message_id.encode() in user.mailbox() and user.mailbox().endswith(b"\n\n")
-             and not _running_as(user.name), f"{message_id} in /var/mail/{user.name}", timeout=60)
-    return [parse(read_message(io.BytesIO(message.as_bytes()))) for message in mailbox.mbox(f"/var/mail/{user.name}")]
 
 
 def assert_arrived_alone(postfix, requester: LocalUser, bystander: LocalUser, message_id: str) -> None:

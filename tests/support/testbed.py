@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from email.message import Message
@@ -251,3 +252,15 @@ def killed_while_held(site, proxy, mail: bytes, sig: int) -> None:
     status = proc.wait(timeout=60)
     assert (proc.stdout.read(), proc.stderr.read()) == (b"", b"")
     assert status == (75 if sig == signal.SIGTERM else -signal.SIGKILL)
+
+
+def imported_modules(site, mail: bytes, *args: str) -> set[str]:
+    """Every module the installed program imported while handling *mail*, as Python's
+    own -X importtime reports it."""
+    command = [sys.executable, "-X", "importtime", console_script(), "--config", str(site.config_path), *args]
+    proc = subprocess.run(command, input=mail, capture_output=True, timeout=120,
+                          env={**os.environ, "HOME": str(site.home)})
+    names = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines()
+             if line.startswith("import time:") and "|" in line}
+    assert "m2r_deliver.pipeline" in names, proc.stderr[-2000:]
+    return names
