@@ -9,16 +9,16 @@ them. Pure: no network.
 from __future__ import annotations
 
 import fnmatch
-import re
 import string
 from typing import Any
 
 from .config import Settings
+from .lazy import Pattern
 from .mail import Mail
 
 # "Label: value" or "Label：value" (full-width colon), the label at the line's start.
-_FIELD = re.compile(r"^\s*([^:：\n]{1,80}?)\s*[:：]\s*(.*?)\s*$")
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_FIELD = Pattern(r"^\s*([^:：\n]{1,80}?)\s*[:：]\s*(.*?)\s*$")
+_ADDRESS = Pattern(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 
 def is_form_sender(mail: Mail, settings: Settings) -> bool:

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
 from .config import Settings
 from .errors import ConfigError
+from .lazy import Pattern
 from .mail import Mail
 from .plan import Person
 
 NEW_ISSUE_PERMISSIONS = ("add_issues",)
 NOTE_PERMISSIONS = ("add_issue_notes", "edit_issues")  # either will do, as in Redmine
-_LOGIN = re.compile(r"^[a-z0-9_\-@.]{1,60}$", re.I)  # Redmine's login format and length
+_LOGIN = Pattern(r"^[a-z0-9_\-@.]{1,60}$", re.I)  # Redmine's login format and length
 _NAME_LIMIT = 30  # Redmine's firstname/lastname columns
 
 
@@ -272,6 +272,8 @@ def new_account(person: Person, settings: Settings) -> NewAccount:
 
 
 def random_login() -> str:
+    import secrets
+
     return f"user{secrets.token_hex(6)}"
 
 

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from .config import ALL_CUSTOM_FIELDS, CUSTOM_FIELD_PREFIX, override_token
+from .lazy import Pattern
 from .plan import Keyword
 
 #: Each attribute's label per language, as Redmine's locale files write them
@@ -142,8 +143,8 @@ ATTRIBUTE_OF: dict[str, str] = _attribute_names()
 _BOOLEAN: dict[str, bool] = {
     _fold(word): value for yes, no in YES_NO.values() for word, value in ((yes, True), (no, False))
 }
-_LINE = re.compile(r"(\S[^:]{0,60}?)[ \t]*:[ \t]*(\S.*?)\s*")
-_HOURS = re.compile(r"(\d+(?:[.,]\d+)?)h?|(\d+):(\d+)|(?:(\d+)\s*(?:h|hours?))?\s*(?:(\d+)\s*(?:m|min)?)?", re.I)
+_LINE = Pattern(r"(\S[^:]{0,60}?)[ \t]*:[ \t]*(\S.*?)\s*")
+_HOURS = Pattern(r"(\d+(?:[.,]\d+)?)h?|(\d+):(\d+)|(?:(\d+)\s*(?:h|hours?))?\s*(?:(\d+)\s*(?:m|min)?)?", re.I)
 
 
 def find(text: str, allowed: frozenset[str], *, project_given: bool) -> tuple[tuple[Keyword, ...], tuple[str, ...]]:

@@ -10,19 +10,16 @@ from __future__ import annotations
 import binascii
 import email
 import email.utils
-import mimetypes
 import quopri
 import re
 from dataclasses import dataclass, field
 from email.feedparser import BytesFeedParser
-from email.generator import BytesGenerator
 from email.message import Message
 from functools import cached_property
 from typing import BinaryIO, Iterator
 
 from . import charsets
 from .errors import MailError
-from .htmltext import html_to_text
 from .read import Received
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
@@ -217,7 +214,12 @@ def _bodies(msg: Message) -> tuple[str, str]:
     """The text/plain parts, and the text/html parts made readable; empty parts left out."""
     leaves = [p for p in _leaf_parts(msg) if _is_body(p)]
     plain = [_clean(_text_of(p)) for p in leaves if p.get_content_type() == "text/plain"]
-    html = [_clean(html_to_text(_text_of(p))) for p in leaves if p.get_content_type() == "text/html"]
+    html_parts = [p for p in leaves if p.get_content_type() == "text/html"]
+    html: list[str] = []
+    if html_parts:  # the HTML parser loads only for mail that has HTML
+        from .htmltext import html_to_text
+
+        html = [_clean(html_to_text(_text_of(p))) for p in html_parts]
     return "\n\n".join(t for t in plain if t), "\n\n".join(t for t in html if t)
 
 
@@ -278,6 +280,8 @@ def _unnamed(part: Message) -> str:
     content_id = charsets.decode_header(_raw_header(part, "content-id")).strip("<>").split("@")[0]
     if re.fullmatch(r"[\w.-]+\.\w{1,5}", content_id):
         return content_id
+    import mimetypes
+
     extension = mimetypes.guess_extension(part.get_content_type()) or ".bin"
     return f"attachment{extension}"
 
@@ -302,6 +306,8 @@ class _Tally:
 
 def _write_part(part: Message, out: _Tally) -> None:
     if part.get_content_type() == "message/rfc822":
+        from email.generator import BytesGenerator
+
         BytesGenerator(out, mangle_from_=False).flatten(part.get_payload(0))
         return
     for chunk in _decoded_chunks(part):

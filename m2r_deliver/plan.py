@@ -8,7 +8,6 @@ Redmine accounts. ``--dry-run`` prints it as JSON.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +114,8 @@ class Plan:
     acknowledgement: dict[str, Any] | None = None
 
     def to_json(self) -> str:
+        import json
+
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=False)
 
 

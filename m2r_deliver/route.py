@@ -14,7 +14,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from . import form, identity, keywords, quotes, thread
+from . import form, identity, keywords, thread
 from .config import Route, Settings
 from .mail import Mail
 from .plan import Person, Plan, PlannedAttachment, ThreadRef
@@ -98,6 +98,8 @@ def plan_note(mail: Mail, settings: Settings, refs: tuple[ThreadRef, ...], new: 
     when that issue is missing or locked and [reply] missing = "new"."""
     text = truncate_at_delimiters(mail.body, settings.body_delimiters + settings.reply_delimiters,
                                   regex=settings.body_delimiters_regex)
+    from . import quotes  # only replies need it
+
     notes = quotes.strip_reply(text)
     # Keywords in a reply change the issue (``Status: Resolved`` closes it), under the same
     # allow_override rules; a reply never moves the issue to another project.

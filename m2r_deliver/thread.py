@@ -16,15 +16,16 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from .lazy import Pattern
 from .mail import Mail
 from .plan import ThreadRef
 from .states import Via
 
 # The same shapes Redmine's mail handler accepts (facts of its format).
-_TOKEN = re.compile(r"^redmine\.([a-z0-9_]+)-(\d+)\.(\d+)(?:\.[a-f0-9]+)?@")
+_TOKEN = Pattern(r"^redmine\.([a-z0-9_]+)-(\d+)\.(\d+)(?:\.[a-f0-9]+)?@")
 #: The start of the Message-IDs of mail the program sends (outgoing/tokens.py reads them whole).
-_OUR_TOKEN = re.compile(r"^m2r\.[a-z]+-\d", re.IGNORECASE)
-_SUBJECT_TAG = re.compile(r"\[(?:[^\]]*\s+)?#(\d+)\]")
+_OUR_TOKEN = Pattern(r"^m2r\.[a-z]+-\d", re.IGNORECASE)
+_SUBJECT_TAG = Pattern(r"\[(?:[^\]]*\s+)?#(\d+)\]")
 #: How far before a note's Message-ID time (whole seconds) its issue may have been saved.
 _CLOCK_SLACK = timedelta(seconds=5)
 
