@@ -1,12 +1,22 @@
 """Ledger: one SQLite file in the state dir remembering every mail by its delivery key —
 whether it is being delivered, was filed (as which issue), dropped (by which guard),
-failed (how, how often), or quarantined.
+failed (how, how often), or quarantined — and, for the rate limit, which mail of each
+sender was admitted for filing lately. One file, opened once per mail.
 
-SQLite in WAL mode with ``synchronous=FULL``: readers never block the writer, every
-commit is on disk before the next step (a claim must survive a power cut before the
-request it guards is sent), and many ``m2r-deliver`` processes share it safely. Each
-change is one short ``BEGIN IMMEDIATE`` transaction, so two processes claiming the same
-key are serialised and exactly one of them wins.
+SQLite in WAL mode: readers never block the writer, and many ``m2r-deliver`` processes
+share it safely. Each change is one short ``BEGIN IMMEDIATE`` transaction, so two
+processes claiming the same key are serialised and exactly one of them wins.
+
+One sync to disk per mail: the claim. It must survive a power cut before the request it
+guards is sent, so it commits with ``synchronous=FULL``. Every later change commits with
+``synchronous=NORMAL``: it survives the process (a crash, a kill), and a power cut can
+only lose a record written after the mail system was already answered; the claim that
+stays behind says "in flight, outcome unknown", so a redelivery looks in Redmine before
+filing.
+
+Before the rate limit moved in (schema version 2), it kept its own file,
+``ratelimit.sqlite``: the upgrade reads that file's rows once and removes it, so a loop
+that was being counted at the upgrade is still stopped.
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ from .errors import DeliveryError, LedgerDamaged, StateError
 from .states import ClaimVerdict, RowState
 
 FILE_NAME = "ledger.sqlite3"
-SCHEMA_VERSION = 1
+#: The rate limit's file before schema version 2.
+OLD_RATE_LIMIT_FILE = "ratelimit.sqlite"
+SCHEMA_VERSION = 2
 #: SQLite's primary result codes for a file that is not (any more) a database.
 _DAMAGED = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 #: Their messages: Python 3.10's sqlite3 errors carry no code.
@@ -55,6 +67,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_last_at ON deliveries (last_at);
 CREATE INDEX IF NOT EXISTS deliveries_issue ON deliveries (issue_id);
+CREATE TABLE IF NOT EXISTS admitted (   -- the rate limit: mail admitted for filing, per sender
+    sender  TEXT NOT NULL,
+    message TEXT NOT NULL,              -- its Message-ID, or its delivery key
+    at      REAL NOT NULL,
+    PRIMARY KEY (sender, message)
+);
 """
 
 
@@ -116,13 +134,28 @@ class Ledger:
             try:
                 if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA synchronous=NORMAL")
                 if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                    db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+                    _upgrade(db, state_dir / OLD_RATE_LIMIT_FILE)
             except BaseException:
                 db.close()
                 raise
         return cls(path, db, keep_for, stale_after)
+
+    @classmethod
+    def read_only(cls, state_dir: Path) -> "Ledger | None":
+        """The ledger for looking only (a dry run); None when there is none of this
+        version yet. Nothing is created or written."""
+        path = state_dir / FILE_NAME
+        if not path.exists():
+            return None
+        with _translated(path, "opening"):
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=LOCK_WAIT,
+                                 isolation_level=None)
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                db.close()
+                return None
+        return cls(path, db, 0, 0)
 
     def close(self) -> None:
         self.db.close()
@@ -140,7 +173,7 @@ class Ledger:
         it. A row left in flight by a process that is gone (killed) makes the outcome of
         that attempt unknown. A new mail makes room: rows older than keep_for go."""
         now = time.time()
-        with self._write("claiming"):
+        with self._write("claiming", durable=True):
             row = self._row(key)
             if row is None:
                 self.db.execute("DELETE FROM deliveries WHERE last_at < ? AND state != ?",
@@ -184,6 +217,24 @@ class Ledger:
                 (state, time.time(), 0 if failure.temporary else 1, unsure_since, failure.fault, failure.reason,
                  key))
             return self._written(key)
+
+    def admit(self, sender: str, message: str, *, limit: int, window: float, record: bool = True) -> int | None:
+        """The rate limit's count. None when *message* from *sender* may be filed: it was
+        admitted before (a retry), or fewer than *limit* were within *window* seconds —
+        then it is admitted now, unless *record* is false. Otherwise how many were."""
+        now = time.time()
+        with self._write("counting the sender's mail") if record else _translated(self.path, "reading"):
+            count, seen = self.db.execute(
+                "SELECT count(*), coalesce(max(message = ?), 0) FROM admitted WHERE sender = ? AND at > ?",
+                (message, sender, now - window)).fetchone()
+            if seen:
+                return None
+            if count >= limit:
+                return count
+            if record:
+                self.db.execute("DELETE FROM admitted WHERE at <= ?", (now - window,))
+                self.db.execute("INSERT OR REPLACE INTO admitted VALUES (?, ?, ?)", (sender, message, now))
+            return None
 
     # -- questions ----------------------------------------------------------------------
 
@@ -244,17 +295,47 @@ class Ledger:
         return True
 
     @contextmanager
-    def _write(self, doing: str = "writing") -> Iterator[None]:
-        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction: writers queue here."""
+    def _write(self, doing: str = "writing", *, durable: bool = False) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction: writers queue here. A
+        *durable* one is on disk when it returns (and so is everything before it)."""
         with _translated(self.path, doing):
-            self.db.execute("BEGIN IMMEDIATE")
+            if durable:
+                self.db.execute("PRAGMA synchronous=FULL")
             try:
-                yield
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    raise
+                self.db.execute("COMMIT")
+            finally:
+                if durable:
+                    self.db.execute("PRAGMA synchronous=NORMAL")
+
+
+def _upgrade(db: sqlite3.Connection, old_rate_limit: Path) -> None:
+    """Create or complete the schema; carry over the rows of the rate limit's old file,
+    then remove it. An old file that cannot be read is left where it is (the rate limit
+    starts counting afresh). Safe to run by several processes at once."""
+    carry = ""
+    if old_rate_limit.exists():
+        try:
+            db.execute("ATTACH DATABASE ? AS old", (str(old_rate_limit),))
+            db.execute("SELECT sender, message, at FROM old.admitted LIMIT 1").fetchall()
+            carry = "INSERT OR IGNORE INTO main.admitted SELECT sender, message, at FROM old.admitted;"
+        except sqlite3.Error:
+            if any(name == "old" for _, name, _ in db.execute("PRAGMA database_list")):
+                db.execute("DETACH DATABASE old")
+    db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}; {carry} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+    if carry:
+        db.execute("DETACH DATABASE old")
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            try:
+                os.unlink(f"{old_rate_limit}{suffix}")
+            except OSError:
+                pass
 
 
 @contextmanager

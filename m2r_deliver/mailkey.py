@@ -10,7 +10,6 @@ mail system adds on the way.
 from __future__ import annotations
 
 import email.parser
-import hashlib
 import re
 
 from .mail import first_msgid
@@ -33,6 +32,8 @@ def delivery_key(received: Received) -> str:
     msgid = first_msgid(headers.get("message-id")) if headers is not None else None
     if usable_message_id(msgid):
         return f"<{msgid}>"
+    import hashlib  # most mail has a usable Message-ID
+
     return "sha256:" + hashlib.sha256(canonical(received.message, headers)).hexdigest()
 
 

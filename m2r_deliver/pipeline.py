@@ -71,7 +71,8 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
                                          "reason": outcome.note}, ensure_ascii=False, indent=2) + "\n")
             if outcome is None:
                 mail = parse(received)
-                verdict = guards.decide(mail, settings, record=not run.dry_run)
+                verdict = guards.decide(mail, settings, record=not run.dry_run,
+                                        ledger=delivery.ledger if delivery else None)
                 own_issue = delivery.own_issue if delivery else issue_of_own_message
                 plan = (plan_drop(mail, verdict.guard, verdict.reason, verdict.action) if verdict
                         else plan_issue(mail, settings, own_issue=own_issue))

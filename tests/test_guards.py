@@ -17,7 +17,7 @@ from m2r_deliver.config import GUARD_NAMES, GuardSettings, Settings, load
 from m2r_deliver.errors import ConfigError, StateError
 from m2r_deliver.guards import bounce as bounce_module
 from m2r_deliver.guards.automatic import first_token
-from m2r_deliver.guards.rate_limit import STATE_FILE
+from m2r_deliver.ledger import FILE_NAME, OLD_RATE_LIMIT_FILE, Ledger
 
 FIXTURES = ROOT / "tests" / "fixtures" / "guards"
 WEB_FORM = {"Auto-Submitted": "auto-generated", "Precedence": "list", "List-Id": "<request.example.org>"}
@@ -314,17 +314,17 @@ def test_a_retry_of_an_admitted_mail_is_not_counted_again(tmp_path):
 
 
 def test_the_window_slides(tmp_path, monkeypatch):
-    from m2r_deliver.guards import rate_limit
+    from m2r_deliver import ledger
 
     clock = [1_000_000.0]
-    monkeypatch.setattr(rate_limit.time, "time", lambda: clock[0])
+    monkeypatch.setattr(ledger.time, "time", lambda: clock[0])
     config = limited(tmp_path, 1, rate_window=60.0)
     assert guards.decide(parsed(make_mail()), config) is None
     clock[0] += 59
     assert guards.decide(parsed(make_mail()), config).guard == "rate_limit"
     clock[0] += 2
     assert guards.decide(parsed(make_mail()), config) is None
-    rows = sqlite3.connect(tmp_path / "state" / STATE_FILE).execute("SELECT count(*) FROM admitted").fetchone()
+    rows = sqlite3.connect(tmp_path / "state" / FILE_NAME).execute("SELECT count(*) FROM admitted").fetchone()
     assert rows == (1,)
 
 
@@ -349,6 +349,48 @@ def test_trusted_senders_and_dropped_mail_are_not_counted(tmp_path):
 
 def test_unusable_state_is_a_state_error(tmp_path):
     (tmp_path / "state").mkdir()
-    (tmp_path / "state" / STATE_FILE).write_text("this is not a database, it is a text file" * 30)
-    with pytest.raises(StateError, match="rate-limit state"):
+    (tmp_path / "state" / FILE_NAME).write_text("this is not a database, it is a text file" * 30)
+    with pytest.raises(StateError, match="ledger .* is damaged"):
         guards.decide(parsed(make_mail()), limited(tmp_path, 5))
+
+
+def test_the_count_is_kept_in_the_deliverys_own_ledger(tmp_path):
+    config = limited(tmp_path, 1)
+    with Ledger.open(config.state_dir, keep_for=60, stale_after=60) as ledger:
+        assert guards.decide(parsed(make_mail(sender="a@example.org")), config, ledger=ledger) is None
+        assert guards.decide(parsed(make_mail(sender="a@example.org")), config, ledger=ledger).guard == "rate_limit"
+    assert [p.name for p in config.state_dir.iterdir() if not p.name.endswith(("-wal", "-shm"))] == [FILE_NAME]
+
+
+def old_rate_limit_file(state: Path, rows: list[tuple[str, str, float]]) -> Path:
+    """The rate limit's own file as releases before schema version 2 wrote it."""
+    state.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(state / OLD_RATE_LIMIT_FILE)
+    db.execute("CREATE TABLE admitted (sender TEXT NOT NULL, message TEXT NOT NULL, at REAL NOT NULL, "
+               "PRIMARY KEY (sender, message))")
+    db.executemany("INSERT INTO admitted VALUES (?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    return state / OLD_RATE_LIMIT_FILE
+
+
+def test_the_old_rate_limit_file_is_read_once_and_removed(tmp_path):
+    import time
+
+    config = limited(tmp_path, 2)
+    old = old_rate_limit_file(config.state_dir, [("a@example.org", "earlier-1@example.org", time.time() - 10),
+                                                 ("a@example.org", "earlier-2@example.org", time.time() - 5)])
+    held = guards.decide(parsed(make_mail(sender="a@example.org")), config)
+    assert held.guard == "rate_limit" and held.reason.startswith("2 mails from a@example.org")
+    assert not old.exists()
+    # an admitted mail retried after the upgrade is still not counted twice
+    retried = make_mail(sender="a@example.org", msgid="<earlier-1@example.org>")
+    assert guards.decide(parsed(retried), config) is None
+
+
+def test_an_unreadable_old_rate_limit_file_does_not_stop_delivery(tmp_path):
+    config = limited(tmp_path, 1)
+    config.state_dir.mkdir(parents=True)
+    (config.state_dir / OLD_RATE_LIMIT_FILE).write_text("not a database" * 50)
+    assert guards.decide(parsed(make_mail()), config) is None
+    assert guards.decide(parsed(make_mail()), config).guard == "rate_limit"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Settings
+from ..ledger import Ledger
 from ..mail import Mail
 from ..states import Action
 from .addresses import is_trusted
@@ -73,11 +74,11 @@ def run(mail: Mail, settings: Settings, chain: tuple[Guard, ...] = CHAIN) -> Ver
     return None
 
 
-def decide(mail: Mail, settings: Settings, *, record: bool = True) -> Verdict | None:
-    """The chain, then the rate limit for mail that would be filed. Without *record*
-    (a dry run) the rate limit only looks."""
+def decide(mail: Mail, settings: Settings, *, record: bool = True, ledger: Ledger | None = None) -> Verdict | None:
+    """The chain, then the rate limit for mail that would be filed, counted in *ledger*
+    (the delivery's own). Without *record* (a dry run) the rate limit only looks."""
     verdict = run(mail, settings)
     if verdict or (BREAKER.trust_overrides and is_trusted(mail, settings)):
         return verdict
-    reason = BREAKER.admit(mail, settings, record=record)
+    reason = BREAKER.admit(mail, settings, record=record, ledger=ledger)
     return Verdict(BREAKER.name, reason, action=Action.HOLD) if reason else None
