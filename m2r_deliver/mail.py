@@ -104,9 +104,9 @@ class Mail:
 
 
 def parse(received: Received) -> Mail:
-    if not received.message or received.message.isspace():  # no stripped copy of a big mail
+    if received.blank():
         raise MailError("empty input: no message on stdin")
-    msg = _parse_bytes(received.message)
+    msg = _parse_slices(received.chunks())
     headers = tuple((name.lower(), charsets.decode_header(value)) for name, value in msg.raw_items())
     raw = {name.lower(): value for name, value in reversed(list(msg.raw_items()))}
     plain, html = _bodies(msg)
@@ -131,13 +131,12 @@ def parse(received: Received) -> Mail:
     )
 
 
-def _parse_bytes(data: bytes) -> Message:
+def _parse_slices(slices: Iterator[bytes]) -> Message:
     """Fed a slice at a time, the parser never holds the whole mail as one more string
     nor all of its lines at once: a 20 MB attachment costs tens of MB, not hundreds."""
     parser = BytesFeedParser()  # compat32, the lenient policy; naming it would import email.policy
-    view = memoryview(data)
-    for start in range(0, len(data), _SLICE):
-        parser.feed(bytes(view[start : start + _SLICE]))
+    for piece in slices:
+        parser.feed(piece)
     return parser.close()
 
 

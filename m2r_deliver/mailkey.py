@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.parser
 import re
+from typing import Iterator
 
 from .mail import first_msgid
 from .read import Received
@@ -28,13 +29,18 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def delivery_key(received: Received) -> str:
-    headers = _headers(received.message)
+    head, body_at = _header_block(received)
+    headers = _headers(head)
     msgid = first_msgid(headers.get("message-id")) if headers is not None else None
     if usable_message_id(msgid):
         return f"<{msgid}>"
     import hashlib  # most mail has a usable Message-ID
 
-    return "sha256:" + hashlib.sha256(canonical(received.message, headers)).hexdigest()
+    digest = hashlib.sha256(_origin(headers) + b"\n\n")
+    if body_at is not None:
+        for piece in _body_lines(received.chunks(received.start + body_at)):
+            digest.update(piece)
+    return "sha256:" + digest.hexdigest()
 
 
 def usable_message_id(msgid: str | None) -> bool:
@@ -46,19 +52,54 @@ def usable_message_id(msgid: str | None) -> bool:
 
 def canonical(message: bytes, headers) -> bytes:
     """The origin headers (unfolded, whitespace collapsed) and the body (line ends and
-    trailing blanks normalised): what stays the same across delivery paths."""
+    trailing blanks normalised): what stays the same across delivery paths. (The key
+    is its digest, computed a slice at a time by delivery_key.)"""
+    split = _HEADER_END.search(message)
+    return _origin(headers) + b"\n\n" + b"".join(_body_lines([message[split.end():]] if split else []))
+
+
+def _origin(headers) -> bytes:
     parts = []
     for name in ORIGIN_HEADERS:
         for value in (headers.get_all(name) or []) if headers is not None else []:
             parts.append(f"{name}: {' '.join(str(value).split())}".encode("utf-8", "surrogateescape"))
-    split = _HEADER_END.search(message)
-    body = message[split.end():] if split else b""
-    lines = [line.rstrip() for line in body.replace(b"\r\n", b"\n").split(b"\n")]
-    return b"\n".join(parts) + b"\n\n" + b"\n".join(lines).rstrip(b"\n")
+    return b"\n".join(parts)
 
 
-def _headers(message: bytes):
+def _body_lines(slices) -> Iterator[bytes]:
+    """The body's lines without trailing blanks, joined by LF, without the empty lines
+    at its end — in pieces: slices of any size in, the same bytes out."""
+    owed = -1  # line ends not yet written: the first line has none before it
+    for line in _lines(slices):
+        owed += 1
+        line = line.rstrip()
+        if line:
+            yield b"\n" * owed + line
+            owed = 0
+
+
+def _lines(slices) -> Iterator[bytes]:
+    carry = b""
+    for piece in slices:
+        lines = (carry + piece).split(b"\n")
+        carry = lines.pop()
+        yield from lines
+    yield carry
+
+
+def _header_block(received: Received) -> tuple[bytes, int | None]:
+    """The message's header block, and where its body starts (None: no body)."""
+    head = b""
+    for piece in received.chunks():
+        head += piece
+        split = _HEADER_END.search(head)
+        if split:
+            return head[:split.end()], split.end()
+    return head, None
+
+
+def _headers(head: bytes):
     try:
-        return email.parser.BytesHeaderParser().parsebytes(message)  # compat32, the lenient policy
+        return email.parser.BytesHeaderParser().parsebytes(head)  # compat32, the lenient policy
     except Exception:  # a header block even the lenient parser rejects: the digest still works
         return None
