@@ -173,6 +173,10 @@ class Ledger:
         it. A row left in flight by a process that is gone (killed) makes the outcome of
         that attempt unknown. A new mail makes room: rows older than keep_for go."""
         now = time.time()
+        with _translated(self.path, "reading"):  # a duplicate needs no write, and no sync
+            row = self._row(key)
+        if row is not None and row.state in SETTLED and not (replay and row.state == QUARANTINED):
+            return Claim("settled", row)
         with self._write("claiming", durable=True):
             row = self._row(key)
             if row is None:

@@ -1,0 +1,178 @@
+"""What a path costs, where it can be counted exactly (times are measured in bench/, never
+asserted): the SQLite opens and syncs per mail, the modules a dropped mail loads, and
+the memory a big mail takes while it is read and parsed."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import tracemalloc
+
+import pytest
+
+from conftest import console_script
+from mailfactory import make_mail
+from m2r_deliver import pipeline
+from m2r_deliver.config import load
+from m2r_deliver.mail import parse
+from m2r_deliver.read import SLICE, read_message
+
+VACATION = {"Auto-Submitted": "auto-replied (vacation)"}
+
+
+def settings_of(site):
+    return load(str(site.config_path), {}, {"HOME": str(site.home)})
+
+
+class SQLiteSpy:
+    """Counts the connections opened and the commits made while ``synchronous=FULL``
+    (the ones SQLite syncs to disk before it returns)."""
+
+    def __init__(self, monkeypatch):
+        self.opened, self.synced, self._full = 0, 0, {}
+        real = sqlite3.connect
+
+        def connect(*args, **kwargs):
+            db = real(*args, **kwargs)
+            self.opened += 1
+            self._full[id(db)] = True  # SQLite's default, until a PRAGMA says otherwise
+            db.set_trace_callback(lambda statement, key=id(db): self._saw(key, statement))
+            return db
+
+        monkeypatch.setattr(sqlite3, "connect", connect)
+
+    def _saw(self, key: int, statement: str) -> None:
+        words = statement.upper().replace(" ", "")
+        if words.startswith("PRAGMASYNCHRONOUS="):
+            self._full[key] = words.endswith(("=FULL", "=2", "=EXTRA", "=3"))
+        elif words.startswith(("COMMIT", "END")) and self._full[key]:
+            self.synced += 1
+
+
+def deliver(settings, data: bytes):
+    sink = io.StringIO()
+    return pipeline.deliver_one(lambda: read_message(io.BytesIO(data)), sink, sink, settings, pipeline.Run())
+
+
+def test_a_dropped_mail_opens_sqlite_once_and_syncs_once(offline_site, monkeypatch):
+    settings = settings_of(offline_site)
+    deliver(settings, make_mail("warm-up", headers=VACATION))  # the ledger exists, as on any later mail
+    spy = SQLiteSpy(monkeypatch)
+    result = deliver(settings, make_mail("Out of office", headers=VACATION))
+    assert result.outcome.decision == "dropped"
+    assert (spy.opened, spy.synced) == (1, 1)
+
+
+def test_a_mail_to_be_filed_counts_its_sender_in_the_same_connection(offline_site, monkeypatch):
+    settings = settings_of(offline_site)
+    deliver(settings, make_mail("warm-up", headers=VACATION))
+    spy = SQLiteSpy(monkeypatch)
+    result = deliver(settings, make_mail("The printer is jammed"))  # Redmine is down: 75
+    assert result.status == 75 and result.failure.fault == "redmine"
+    assert (spy.opened, spy.synced) == (1, 1)  # claim (synced), rate limit, failure (not synced)
+
+
+def test_a_duplicate_opens_sqlite_once_and_syncs_nothing(offline_site, monkeypatch):
+    settings = settings_of(offline_site)
+    mail = make_mail("Out of office", headers=VACATION)
+    deliver(settings, mail)
+    spy = SQLiteSpy(monkeypatch)
+    assert deliver(settings, mail).outcome.decision == "duplicate"
+    assert (spy.opened, spy.synced) == (1, 0)
+
+
+# --- modules ------------------------------------------------------------------------------
+
+#: Loaded only for mail that is filed (or for some mail: HTML, replies, new accounts).
+FILING_ONLY = ("requests", "urllib3", "redminelib", "http.client", "html.parser", "m2r_deliver.quotes",
+               "m2r_deliver.htmltext", "secrets", "tempfile", "mimetypes", "email.generator", "json")
+
+
+def imported_modules(site, mail: bytes) -> set[str]:
+    """Every module the installed program imported while handling *mail*, as Python's
+    own -X importtime reports it."""
+    command = [sys.executable, "-X", "importtime", console_script(), "--config", str(site.config_path)]
+    proc = subprocess.run(command, input=mail, capture_output=True, timeout=120,
+                          env={**os.environ, "HOME": str(site.home)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+def test_a_dropped_vacation_reply_loads_nothing_only_filing_needs(offline_site):
+    loaded = imported_modules(offline_site, make_mail("Out of office", headers=VACATION))
+    assert "m2r_deliver.pipeline" in loaded and "sqlite3" in loaded
+    assert sorted(m for m in loaded if m in FILING_ONLY or m.split(".")[0] in FILING_ONLY) == []
+
+
+# --- memory -------------------------------------------------------------------------------
+
+def big_mail(size: int) -> bytes:
+    data = random.Random(size).randbytes(size)  # incompressible, the same on every run
+    return make_mail("Logs", "The logs are attached.", attachments=[("logs.zip", "application/zip", data)])
+
+
+@pytest.fixture
+def mail_file(tmp_path):
+    """A mail with an 8 MiB attachment in a file, as stdin would be."""
+    mail = big_mail(8 << 20)
+    path = tmp_path / "mail.eml"
+    path.write_bytes(mail)
+    return path, len(mail)
+
+
+def traced(step):
+    """What *step* left allocated, and the most it held at once (bytes, tracemalloc)."""
+    tracemalloc.start()
+    try:
+        value = step()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return value, current, peak
+
+
+def test_big_input_is_spooled_not_held(mail_file):
+    path, size = mail_file
+    with path.open("rb") as stdin:
+        received, current, peak = traced(lambda: read_message(stdin))
+    assert received.data is None and received.spool is not None
+    assert current < SLICE and peak < 3 * SLICE  # a slice or two in flight, never the mail
+    assert sum(len(piece) for piece in received.chunks()) == size
+
+
+def test_a_big_mail_is_held_once_after_parsing_and_its_file_is_decoded_to_disk(mail_file):
+    path, size = mail_file
+    with path.open("rb") as stdin:
+        received = read_message(stdin)
+    mail, current, peak = traced(lambda: parse(received))
+    # Held: the attachment's (still encoded) text, once. While parsing, the standard
+    # parser also holds that part's lines before it joins them: under 3 x the mail.
+    assert current < 1.2 * size
+    assert peak < 3 * size
+    [attachment] = mail.attachments
+    with tempfile.TemporaryFile() as out:
+        written, current_after, peak_after = traced(lambda: attachment.write_to(out))
+    assert written == 8 << 20
+    # Decoded a slice at a time: the 8 MiB are never in memory at once. (The library's
+    # accessor makes one short-lived encoded copy of the part while checking it.)
+    assert peak_after < 1.2 * size
+
+
+@pytest.mark.parametrize("message_id", [True, False])
+def test_the_delivery_key_of_a_big_mail_reads_it_a_slice_at_a_time(mail_file, message_id):
+    from m2r_deliver.mailkey import delivery_key
+
+    path, size = mail_file
+    if not message_id:
+        path.write_bytes(path.read_bytes().replace(b"Message-ID:", b"X-Old-ID:", 1))
+    with path.open("rb") as stdin:
+        received = read_message(stdin)
+    key, current, peak = traced(lambda: delivery_key(received))
+    assert key.startswith("<" if message_id else "sha256:")
+    assert peak < 6 * SLICE < size / 1.5  # a few slices and their lines, whatever the mail's size
