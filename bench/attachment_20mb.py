@@ -189,8 +189,8 @@ def main() -> int:
                     runs.append(result)
                 rows.append((text, name, len(mail), runs, runs[-1]["outcome"]))
     small_peak = statistics.median(r["maxrss_mib"] for r in small)
-    print("| attachment | program | mail size | exit | peak RSS MiB median [min–max] | budget MiB | wall s median [min–max] "
-          "| what Redmine got |")
+    print("| attachment | program | mail size | exit | peak RSS MiB median [min–max] | budget MiB "
+          "| wall s median [min–max] | what Redmine got |")
     print("|---|---|---|---|---|---|---|---|")
     for text, name, mail_size, runs, got in rows:
         rss = [r["maxrss_mib"] for r in runs]

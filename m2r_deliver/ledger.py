@@ -175,8 +175,8 @@ class Ledger:
         now = time.time()
         with _translated(self.path, "reading"):  # a duplicate needs no write, and no sync
             row = self._row(key)
-        if row is not None and row.state in SETTLED and not (replay and row.state == QUARANTINED):
-            return Claim("settled", row)
+        if row is not None and row.state in SETTLED_STATES and not (replay and row.state == RowState.QUARANTINED):
+            return Claim(ClaimVerdict.SETTLED, row)
         with self._write("claiming", durable=True):
             row = self._row(key)
             if row is None:

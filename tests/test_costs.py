@@ -40,8 +40,9 @@ class SQLiteSpy:
         def connect(*args, **kwargs):
             db = real(*args, **kwargs)
             self.opened += 1
-            self._full[id(db)] = True  # SQLite's default, until a PRAGMA says otherwise
-            db.set_trace_callback(lambda statement, key=id(db): self._saw(key, statement))
+            key = id(db)
+            self._full[key] = True  # SQLite's default, until a PRAGMA says otherwise
+            db.set_trace_callback(lambda statement: self._saw(key, statement))
             return db
 
         monkeypatch.setattr(sqlite3, "connect", connect)
