@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -177,3 +178,46 @@ def test_the_delivery_key_of_a_big_mail_reads_it_a_slice_at_a_time(mail_file, me
     key, current, peak = traced(lambda: delivery_key(received))
     assert key.startswith("<" if message_id else "sha256:")
     assert peak < 6 * SLICE < size / 1.5  # a few slices and their lines, whatever the mail's size
+
+
+# --- requests per mail, counted at a loopback proxy in front of the test bed --------------
+
+def requests_seen(proxy) -> list[tuple[str, str]]:
+    return [(method, path.split("?")[0]) for method, path, _ in proxy.seen]
+
+
+def test_a_new_issue_on_a_warm_cache_is_one_request(site, testbed, token):
+    """The help-desk address (no Redmine account) among the recipients is looked up as a
+    possible watcher once, then remembered as having no account, like a name."""
+    from faultproxy import FaultProxy
+
+    jsmith = f"John Smith <{testbed.info['users']['jsmith']['mail']}>"
+    with FaultProxy(testbed.url) as proxy:
+        site.write_config(url=proxy.url)
+        assert site.deliver(make_mail(f"warm-up {token}", sender=jsmith)).returncode == 0
+        proxy.seen.clear()
+        result = site.deliver(make_mail(f"second {token}", sender=jsmith))
+        assert result.returncode == 0 and "decision=filed" in site.last_log_line()
+        project_id = testbed.get(f"/projects/{testbed.info['project']}.json")["project"]["id"]
+        assert requests_seen(proxy) == [("POST", f"/projects/{project_id}/issues.json")]
+
+
+def test_a_reply_by_redmine_token_on_a_warm_cache_is_one_request_and_the_note(site, testbed, token):
+    from faultproxy import FaultProxy
+
+    jsmith = f"John Smith <{testbed.info['users']['jsmith']['mail']}>"
+    with FaultProxy(testbed.url) as proxy:
+        site.write_config(url=proxy.url)
+        assert site.deliver(make_mail(f"request {token}", sender=jsmith)).returncode == 0
+        issue_id = int(re.search(r"issue=#(\d+)", site.last_log_line()).group(1))
+        reference = f"<redmine.issue-{issue_id}.20261201090000.1@{testbed.info['host_name']}>"
+
+        def reply(text: str) -> bytes:
+            return make_mail(f"Re: [Helpdesk - Support #{issue_id}] request {token}", text, sender=jsmith,
+                             headers={"References": reference, "In-Reply-To": reference})
+
+        assert site.deliver(reply("It still fails.")).returncode == 0  # the first reply learns the project
+        proxy.seen.clear()
+        assert site.deliver(reply("Thanks, it works now.")).returncode == 0
+        assert "action=note" in site.last_log_line()
+        assert requests_seen(proxy) == [("GET", f"/issues/{issue_id}.json"), ("PUT", f"/issues/{issue_id}.json")]

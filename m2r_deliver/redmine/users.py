@@ -1,5 +1,11 @@
 """The user directory identity.py asks: accounts by address or login, what they may do
-in a project, new accounts."""
+in a project, new accounts.
+
+An address or login without an account is remembered like one with an account, for
+``cache_ttl`` seconds: the help-desk address among the recipients (looked up as a
+possible watcher) costs no request on every mail. An account made in Redmine meanwhile
+is found once that entry expires; one this program makes replaces it at once.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +25,6 @@ class Directory:
 
     def __init__(self, redmine: Redmine, resolver: Resolver):
         self.redmine, self.resolver, self.cache = redmine, resolver, resolver.cache
-        #: Names without a user, remembered for this delivery only (an account may be made any time).
-        self.absent: set[str] = set()
 
     def me(self) -> Account:
         entry = self.cache.get("me")
@@ -45,15 +49,13 @@ class Directory:
         """Search users of any status by *name*, keep the exact match, and read it whole
         (the list does not say whether a user is locked or an administrator)."""
         entry = self.cache.get(kind)
-        if entry:
-            return Account(**entry)
-        if kind in self.absent:
-            return None
+        if entry is not None:
+            return None if entry == _NO_ACCOUNT else Account(**entry)
         with translated_errors(f"looking up the Redmine user {name}"):
             found = [u.raw() for u in self.redmine.user.filter(name=name, status="")]
         exact = [u for u in found if matches(u)]
         if not exact:
-            self.absent.add(kind)
+            self.cache.put(kind, _NO_ACCOUNT)
             return None
         return self._read(int(exact[0]["id"]))
 
@@ -126,13 +128,17 @@ class Directory:
                 return int(self.redmine.engine.request("post", f"{self.redmine.url}/users.json", data=body)
                            ["user"]["id"])
         except RedmineRefused as exc:
-            self.absent.discard(f"account:{new.mail.lower()}")
+            self.cache.drop(f"account:{new.mail.lower()}")
             existing = self.account_by_mail(new.mail)  # made meanwhile by another delivery
             if existing:
                 return existing.id
             if exc.status == 422 and "login" in exc.reason.lower() and login == new.login:
                 return self._post_user(new, random_login())
             raise
+
+
+#: The cache entry of a name Redmine has no user for.
+_NO_ACCOUNT: dict[str, Any] = {"none": True}
 
 
 def _account_entry(raw: dict[str, Any]) -> dict[str, Any]:
