@@ -15,6 +15,7 @@ from .config import Settings
 from .errors import StateError
 from .mail import Mail
 from .plan import Outcome, Plan
+from .read import Received
 from .states import Action, Decision
 
 
@@ -27,17 +28,21 @@ def ensure_maildir(path: Path) -> Path:
     return path
 
 
-def deliver_to_maildir(path: Path, data: bytes) -> Path:
-    """Store *data* byte for byte as a new message in the Maildir at *path*."""
+def deliver_to_maildir(path: Path, data: bytes | Received) -> Path:
+    """Store *data* byte for byte as a new message in the Maildir at *path*: bytes, or a
+    mail exactly as it was received (read back a slice at a time: a big mail is never
+    held whole for this)."""
+    pieces = [data] if isinstance(data, bytes) else data.chunks(0)
     ensure_maildir(path)
     name = f"{time.time_ns()}.P{os.getpid()}R{os.urandom(4).hex()}.{socket.gethostname().replace('/', '_')}"
     tmp = path / "tmp" / name
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            for piece in pieces:
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -61,7 +66,7 @@ def keep_stopped(plan: Plan, mail: Mail, settings: Settings, *, dry_run: bool = 
     folder = settings.guard.hold if holding else settings.guard.keep_dropped
     if dry_run:
         return Outcome(Decision.PLANNED)
-    saved = deliver_to_maildir(folder, mail.received.raw) if folder else None
+    saved = deliver_to_maildir(folder, mail.received) if folder else None
     return Outcome(Decision.HELD if holding else Decision.DROPPED, saved=saved)
 
 

@@ -184,7 +184,7 @@ class Delivery:
             why = None if self.replay else _why_give_up(row, failure, self.settings)
             if why is None:
                 return None
-            kept = deliver_to_maildir(quarantine_dir(self.settings), self.received.raw)
+            kept = deliver_to_maildir(quarantine_dir(self.settings), self.received)
             self.ledger.settle(self.key, RowState.QUARANTINED, quarantine=str(kept))
         except DeliveryError as trouble:
             failure.reason = f"{failure.reason} (then: {trouble.reason})"

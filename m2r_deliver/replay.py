@@ -65,4 +65,8 @@ def _mark_replayed(path: Path, box: Path) -> bool:
 
 
 def _reader(path: Path) -> Callable[[], Received]:
-    return lambda: read_message(io.BytesIO(path.read_bytes()))
+    def read() -> Received:
+        with path.open("rb") as mail:  # a big mail is spooled, not read whole
+            return read_message(mail)
+
+    return read

@@ -166,6 +166,17 @@ def test_a_big_mail_is_held_once_after_parsing_and_its_file_is_decoded_to_disk(m
     assert peak_after < 1.2 * size
 
 
+def test_a_big_mail_is_kept_in_a_maildir_a_slice_at_a_time(mail_file, tmp_path):
+    from m2r_deliver.maildir import deliver_to_maildir
+
+    path, size = mail_file
+    with path.open("rb") as stdin:
+        received = read_message(stdin)
+    kept, current, peak = traced(lambda: deliver_to_maildir(tmp_path / "quarantine", received))
+    assert kept.read_bytes() == path.read_bytes()
+    assert peak < 3 * SLICE
+
+
 @pytest.mark.parametrize("message_id", [True, False])
 def test_the_delivery_key_of_a_big_mail_reads_it_a_slice_at_a_time(mail_file, message_id):
     from m2r_deliver.mailkey import delivery_key
