@@ -14,7 +14,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from . import form, identity, keywords, thread
+from . import form, keywords, thread
 from .config import Route, Settings
 from .mail import Mail
 from .plan import Person, Plan, PlannedAttachment, ThreadRef
@@ -33,6 +33,8 @@ def plan_issue(mail: Mail, settings: Settings,
 
 
 def _new_issue(mail: Mail, settings: Settings) -> Plan:
+    from . import identity  # the people a new issue names; a dropped mail never needs it
+
     values: dict[str, Any] = dict(settings.issue)
     chosen = "defaults"
     route = first_matching_route(mail, settings.routes)

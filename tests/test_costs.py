@@ -92,7 +92,8 @@ def test_a_duplicate_opens_sqlite_once_and_syncs_nothing(offline_site, monkeypat
 
 #: Loaded only for mail that is filed (or for some mail: HTML, replies, new accounts).
 FILING_ONLY = ("requests", "urllib3", "redminelib", "http.client", "html.parser", "m2r_deliver.quotes",
-               "m2r_deliver.htmltext", "secrets", "tempfile", "mimetypes", "email.generator", "json")
+               "m2r_deliver.htmltext", "m2r_deliver.identity", "m2r_deliver.filing", "m2r_deliver.redmine",
+               "secrets", "tempfile", "mimetypes", "email.generator", "json")
 
 
 def imported_modules(site, mail: bytes) -> set[str]:
