@@ -38,6 +38,16 @@ def vacation() -> bytes:
             "Content-Type: text/plain\r\n\r\nI am away until Monday.\r\n").encode()
 
 
+#: The floor of any per-process client built on python-redmine: import it, file one issue.
+BARE_CREATE = """
+import email, sys
+from redminelib import Redmine
+url, key, project = sys.argv[1:4]
+mail = email.message_from_binary_file(sys.stdin.buffer)
+Redmine(url, key=key).issue.create(project_id=project, subject=mail["Subject"], description=mail.get_payload())
+"""
+
+
 def main(runs: int, drop_only: bool) -> None:
     info = testbed()
     config = site_config(info)
@@ -45,7 +55,8 @@ def main(runs: int, drop_only: bool) -> None:
     theirs = ["ruby", info["rdm_mailhandler"], "--url", info["url"], "--key", info["mail_handler_key"],
               "--project", info["project"], "--tracker", "Support"]
     baselines = {"python3 -c pass": [sys.executable, "-c", "pass"], "ruby -e ''": ["ruby", "-e", ""]}
-    filing = () if drop_only else ("m2r-deliver", "rdm-mailhandler.rb")
+    bare = [sys.executable, "-c", BARE_CREATE, info["url"], info["admin_key"], info["project"]]
+    filing = () if drop_only else ("m2r-deliver", "bare python-redmine create", "rdm-mailhandler.rb")
     samples: dict[str, list[float]] = {name: [] for name in (
         *filing, "m2r-deliver, dropped bounce", "m2r-deliver, dropped vacation reply", "m2r-deliver, duplicate",
         *baselines)}
@@ -57,6 +68,7 @@ def main(runs: int, drop_only: bool) -> None:
     timed(ours, duplicate)
     for _ in range(runs):
         for name, command, mail in (("m2r-deliver", ours, request_mail(tag="bench-startup")),
+                                    ("bare python-redmine create", bare, request_mail(tag="bench-bare")),
                                     ("rdm-mailhandler.rb", theirs, request_mail(tag="bench-startup")),
                                     ("m2r-deliver, dropped bounce", ours, bounce()),
                                     ("m2r-deliver, dropped vacation reply", ours, vacation()),
@@ -73,8 +85,8 @@ def main(runs: int, drop_only: bool) -> None:
     for name, values in samples.items():
         print(f"{name:36} median {median_ms(values):7.1f} ms   min {min(values):7.1f}   max {max(values):7.1f}")
     if not drop_only:
-        ratio = median_ms(samples["m2r-deliver"]) / median_ms(samples["rdm-mailhandler.rb"])
-        print(f"ratio m2r-deliver / rdm-mailhandler.rb: {ratio:.2f}")
+        for other in ("bare python-redmine create", "rdm-mailhandler.rb"):
+            print(f"ratio m2r-deliver / {other}: {median_ms(samples['m2r-deliver']) / median_ms(samples[other]):.2f}")
     print(f"machine at the end: {machine_state()}")
 
 
