@@ -8,7 +8,6 @@ loop without end.
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from dataclasses import dataclass, replace
@@ -67,6 +66,8 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
             delivery = None if run.dry_run else once.begin(received, settings, replay=run.replay)
             outcome = delivery.settled if delivery else once.earlier(received, settings) if run.dry_run else None
             if outcome is not None and run.dry_run:
+                import json  # a dry run's output only
+
                 stdout.write(json.dumps({"action": outcome.decision, "issue": outcome.issue_id, "url": outcome.url,
                                          "reason": outcome.note}, ensure_ascii=False, indent=2) + "\n")
             if outcome is None:
