@@ -16,8 +16,9 @@ import tracemalloc
 
 import pytest
 
-from conftest import console_script
-from mailfactory import make_mail
+from support.faultproxy import FaultProxy
+from support.mails import make_mail
+from support.paths import console_script
 from m2r_deliver import pipeline
 from m2r_deliver.config import load
 from m2r_deliver.mail import parse
@@ -201,8 +202,6 @@ def requests_seen(proxy) -> list[tuple[str, str]]:
 def test_a_new_issue_on_a_warm_cache_is_one_request(site, testbed, token):
     """The help-desk address (no Redmine account) among the recipients is looked up as a
     possible watcher once, then remembered as having no account, like a name."""
-    from faultproxy import FaultProxy
-
     jsmith = f"John Smith <{testbed.info['users']['jsmith']['mail']}>"
     with FaultProxy(testbed.url) as proxy:
         site.write_config(url=proxy.url)
@@ -215,8 +214,6 @@ def test_a_new_issue_on_a_warm_cache_is_one_request(site, testbed, token):
 
 
 def test_a_reply_by_redmine_token_on_a_warm_cache_is_one_request_and_the_note(site, testbed, token):
-    from faultproxy import FaultProxy
-
     jsmith = f"John Smith <{testbed.info['users']['jsmith']['mail']}>"
     with FaultProxy(testbed.url) as proxy:
         site.write_config(url=proxy.url)
