@@ -66,6 +66,22 @@ def test_refusals_are_the_mails_fault_and_still_keep_the_mail(offline_site):
     assert "fault=mail" in result.log and "Subject cannot be blank" in result.log
 
 
+def test_the_api_key_is_sent_in_a_header_never_in_the_url(offline_site):
+    """python-redmine before 2.5 (Debian 12 ships 2.3.0) puts the key in the query string,
+    from where it would reach Redmine's access log and the text of every connection error."""
+    key = "feedface" * 5
+    offline_site.key_file.write_text(key)
+    refused = offline_site.deliver(make_mail())
+    me = json.dumps({"user": {"id": 7, "login": "gateway", "admin": False}}).encode()
+    with answering(503, paths={"/users/current.json": (200, me)}) as (url, seen):
+        offline_site.write_config(url=url, issue='project = "7"\ntracker = "3"')
+        answered = offline_site.deliver(make_mail())
+    assert_silent_tempfail(refused, "connection failed")
+    assert_silent_tempfail(answered, "HTTP 503")
+    assert seen and not [path for _, path in seen if key in path]
+    assert key not in refused.log + answered.log
+
+
 def test_a_proxy_error_page_instead_of_json(offline_site):
     with answering(200, b"<html>maintenance</html>", "text/html") as (url, _):
         offline_site.write_config(url=url, issue='project = "7"')

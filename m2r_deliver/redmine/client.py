@@ -16,7 +16,15 @@ from ..errors import ConfigError, RedmineRefused, RedmineUnavailable
 
 
 class _TimeoutEngine(SyncEngine):
-    """python-redmine 2.5.0 drops ``requests={'timeout': …}``; this engine applies it."""
+    """python-redmine 2.5.0 drops ``requests={'timeout': …}``; this engine applies it.
+    Before 2.5 python-redmine sends the key in the query string, where access logs and
+    error texts show it; this engine sends it in the header, as 2.5 does."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        key = self.session.params.pop("key", None)
+        if key is not None:
+            self.session.headers["X-Redmine-API-Key"] = key
 
     def request(self, method, url, headers=None, params=None, data=None):
         kwargs = self.construct_request_kwargs(method, headers, params, data)
