@@ -134,10 +134,14 @@ class LocalUser:
 
     def install_m2r_deliver(self, bin_dir: str) -> Path:
         """m2r-deliver on the user's PATH the way the examples expect it: a link in
-        *bin_dir* (``bin``, ``.local/bin``) to this clone's program."""
+        *bin_dir* (``bin``, ``.local/bin``) to this clone's program. A program already on
+        the mail system's PATH (the Debian package's) is found there, with no link."""
+        program = Path(program_for_users())
+        if str(program.parent) in MINIMAL_PATH.split(":"):
+            return program
         link = self.home / bin_dir / "m2r-deliver"
         self.make_dirs(link.parent)
-        link.symlink_to(program_for_users())
+        link.symlink_to(program)
         os.lchown(link, self.uid, self.gid)
         return link
 

@@ -43,6 +43,9 @@ def corpus_dir(*parts: str) -> Path:
 
 
 def console_script() -> str:
-    """The installed entry point next to this interpreter, as a mail system would run it."""
+    """The installed entry point next to this interpreter, as a mail system would run it;
+    M2R_PROGRAM names another (the Debian package's /usr/bin/m2r-deliver, say)."""
+    if os.environ.get("M2R_PROGRAM"):
+        return os.environ["M2R_PROGRAM"]
     candidate = Path(sys.executable).parent / "m2r-deliver"
     return str(candidate) if candidate.exists() else shutil.which("m2r-deliver") or "m2r-deliver"
