@@ -46,7 +46,9 @@ def test_the_man_page_names_exactly_the_programs_options():
     page = man_text()
     options = page[page.index(".SH OPTIONS"):page.index(".SH EXIT STATUS")]
     assert options_named(options) == every_option()
-    assert options_named(page) - {"-Tlint"} <= every_option()  # no option elsewhere that the program lacks
+    assert options_named(page) <= every_option()  # no option elsewhere that the program lacks
+    status = options[options.index(".SS Options of status"):]
+    assert options_named(status) == parser_options("status") - parser_options("check")
 
 
 def test_the_man_page_describes_every_command():
@@ -58,11 +60,12 @@ def test_the_man_page_describes_every_command():
 
 
 def test_the_completion_names_exactly_the_programs_commands_and_options():
+    """Read from the script; test_bash_completes_… runs it."""
     script = COMPLETION.read_text()
-    [options] = re.findall(r'local options="([^"]*)"', script)
-    [commands] = re.findall(r'local commands="([^"]*)"', script)
-    assert set(options.split()) == every_option()
-    assert set(commands.split()) == set(SUBCOMMANDS)
+    lists = dict(re.findall(r'\b(\w+)="([^"$]*)"', script))
+    assert set(lists["commands"].split()) == set(SUBCOMMANDS)
+    for command in COMMANDS:
+        assert set(lists["common"].split()) | set(lists[f"{command}_options"].split()) == parser_options(command)
 
 
 @pytest.mark.parametrize("command", [["mandoc", "-Tlint"], ["groff", "-ww", "-man", "-Tutf8", "-z"]])
@@ -90,6 +93,12 @@ def complete(line: str) -> list[str]:
     return sorted(done.stdout.split())
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_bash_completes_each_commands_own_options(command):
+    line = "m2r-deliver -" if command == "deliver" else f"m2r-deliver {command} -"
+    assert set(complete(line)) == parser_options(command)
+
+
 def test_bash_completes_commands_options_and_values(tmp_path):
     assert complete("m2r-deliver ") == sorted(SUBCOMMANDS)
     assert complete("m2r-deliver st") == ["status"]
@@ -101,6 +110,7 @@ def test_bash_completes_commands_options_and_values(tmp_path):
     (tmp_path / "quarantine.txt").write_text("")
     assert complete(f"m2r-deliver replay {tmp_path}/quar") == [f"{tmp_path}/quarantine"]
     assert complete("m2r-deliver status st") == []  # one command only
+    assert complete("m2r-deliver status --max-retry-age 1") == ["12h", "1d", "1h"]
 
 
 def test_the_logrotate_example_rotates_the_log_m2r_deliver_writes(offline_site):
