@@ -184,7 +184,7 @@ def scripts_copy(tmp_path: Path) -> Path:
     (repo / "scripts").mkdir(parents=True)
     for name in ("test", "setup", "hostcheck", "demo"):
         shutil.copy2(ROOT / "scripts" / name, repo / "scripts" / name)
-    for name in ("setup-mail", "setup-redmine", "../.venv/bin/python"):
+    for name in ("setup-mail", "setup-redmine", "test-pythons", "test-package", "../.venv/bin/python"):
         stub = repo / "scripts" / name
         stub.parent.mkdir(parents=True, exist_ok=True)
         stub.write_text(f"#!/bin/sh\ntouch {tmp_path}/ran-{stub.name}\n")
@@ -204,7 +204,8 @@ def test_scripts_test_on_a_fresh_machine_sets_up_and_runs(tmp_path):
     repo = scripts_copy(tmp_path)
     done = hostcheck(machine(tmp_path), script=str(repo / "scripts/test"), CI="true")
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in tmp_path.glob("ran-*")) == ["ran-python", "ran-setup-mail", "ran-setup-redmine"]
+    assert sorted(p.name for p in tmp_path.glob("ran-*")) == ["ran-python", "ran-setup-mail", "ran-setup-redmine",
+                                                            "ran-test-package", "ran-test-pythons"]
 
 
 def test_scripts_demo_sets_up_only_redmine(tmp_path):
