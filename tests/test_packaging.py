@@ -5,17 +5,17 @@ version that is the program's. (scripts/test-package builds and installs the pac
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
-import grp
 import re
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import ROOT
-from mailfactory import make_mail
+from support.paths import ROOT
+from support.mails import make_mail
 from m2r_deliver import __version__
 from m2r_deliver.cli import SUBCOMMANDS, build_parser
 
