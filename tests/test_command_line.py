@@ -179,3 +179,9 @@ def test_check_warns_when_there_is_no_syslog_socket(offline_site, tmp_path):
     out = io.StringIO()
     _check_log(replace(settings, syslog=True), _Report(out), socket_path=str(tmp_path / "no-log"))
     assert f"the lines go only to {offline_site.log_file}" in out.getvalue()
+
+
+def test_max_retry_age_takes_plain_seconds_as_its_message_says(offline_site):
+    fill_ledger(offline_site, failed_last=False)
+    assert status_check(offline_site, "--max-retry-age", "86400").returncode == 0
+    assert status_check(offline_site, "--max-retry-age", "0").returncode == 2

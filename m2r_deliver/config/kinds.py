@@ -169,6 +169,8 @@ class Number(Kind):
         return f"{noun} above {low}" if self.above_low else f"{noun}, at least {low}"
 
 
+#: A number of seconds, or a number with a unit; the text form a flag or a TOML string takes.
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -181,7 +183,7 @@ class Duration(Kind):
         return isinstance(value, str) or _is_number(value)
 
     def problem(self, value: Any) -> str | None:
-        if isinstance(value, str) and not re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value.lower()):
+        if isinstance(value, str) and not _DURATION.fullmatch(value.lower()):
             return f"not a duration: {value!r} (write e.g. 5d, 12h, 30m, 90s, or a number of seconds)"
         seconds = self.convert(value)
         if not math.isfinite(seconds) or seconds < 0:
@@ -190,9 +192,9 @@ class Duration(Kind):
 
     def convert(self, value: Any) -> float:
         if isinstance(value, str):
-            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value.lower())
+            match = _DURATION.fullmatch(value.lower())
             assert match, value
-            return float(match.group(1)) * _UNITS[match.group(2)]
+            return float(match.group(1)) * _UNITS[match.group(2) or "s"]
         return float(value)
 
     def limits(self) -> str:
