@@ -13,14 +13,14 @@ from typing import Any, Callable, TypeVar
 
 from redminelib import Redmine
 
-from . import identity, keywords
+from . import identity, keywords, outsiders
 from .config import Settings
 from .errors import ConfigError, RedmineRefused
 from .identity import Acting, Ignored
-from .keyed import Keyed, merged, resolve_keywords
+from .keyed import Keyed, Limits, merged, resolve_keywords
 from .mail import Mail
 from .maildir import keep_stopped
-from .plan import Attempt, Outcome, Plan, PlannedAttachment, size_text
+from .plan import Attempt, Keyword, Outcome, Plan, PlannedAttachment, size_text
 from .redmine.cache import NameCache
 from .redmine.client import connect
 from .redmine.find import find_by_content, find_by_marker
@@ -66,11 +66,29 @@ class Site:
         return uploads, _with_refused(plan, refused)
 
     def accounts(self, addresses: tuple[str, ...]) -> list[identity.Account]:
-        """The active accounts of *addresses* (none without an admin key: users cannot be listed)."""
+        """The active accounts of *addresses* (none without an admin key: users cannot be
+        listed); an address no account can have is not looked up."""
         if not addresses or not self.directory.me().admin:
             return []
-        found = (self.directory.account_by_mail(addr) for addr in addresses)
+        found = (self.directory.account_by_mail(addr) for addr in addresses if identity.plausible_address(addr))
         return [account for account in found if account and account.active]
+
+    def served(self, plan: Plan) -> frozenset[int] | None:
+        """The ids of the projects the gateway serves for this mail; None: any."""
+        if plan.served is None:
+            return None
+        return frozenset(found for found in map(self.resolver.find_project, plan.served) if found is not None)
+
+    def limits(self, plan: Plan) -> Limits:
+        """What the mail's keywords may not do: leave the served projects, set the marker
+        or the requester field."""
+        served = self.served(plan)
+        reserved = {_marker_field(self.resolver, self.settings)}
+        if self.settings.requester_field:
+            found = self.resolver.custom_field(self.settings.requester_field)
+            reserved.add(found["id"] if found else None)
+        return Limits(None if served is None else served.__contains__,
+                      frozenset(field for field in reserved if field is not None))
 
     def file_as(self, acting: Acting, plan: Plan, do: Callable[[Acting], T]) -> tuple[T, Acting] | Ignored:
         """Run *do* as *acting*; when Redmine refuses that user, once more as the fallback."""
@@ -91,37 +109,74 @@ class Site:
         return do(instead), instead
 
 
-def _keyed_defaults(plan: Plan, site: Site) -> tuple[Keyed, str, dict[str, Any]]:
+def _keyed_defaults(plan: Plan, site: Site, *, project_keywords: bool = True) -> tuple[Keyed, str, dict[str, Any]]:
     """The mail's keywords resolved, the project they lead to, and the API attributes of
     the configured values there. A project the mail names that lacks a configured value
-    is ignored; a configured value Redmine lacks everywhere is the config's mistake."""
+    is ignored; a configured value Redmine lacks everywhere is the config's mistake.
+    *project_keywords* False: the mail's project keyword is not read."""
     resolver = site.resolver
-    keyed = resolve_keywords(resolver, plan.project, plan.keywords)
+    base, base_warnings = _configured_project(plan, site)
+    mail_keywords = plan.keywords if project_keywords else _without_project(plan.keywords)
+    keyed = resolve_keywords(resolver, base, mail_keywords, site.limits(plan))
+    keyed = replace(keyed, warnings=(*base_warnings, *keyed.warnings))
     project = keyed.project
     if not project:
         raise ConfigError("no project for this mail: set [issue] project, a [[route]] project, or pass --project")
     fields, unknown = resolve_fields(resolver, project, plan.fields)
-    if unknown and plan.project and project != plan.project:
-        named, project = project, plan.project
-        keyed = resolve_keywords(resolver, project, tuple(k for k in plan.keywords if k.attribute != "project"))
-        keyed = replace(keyed, warnings=(f"project {named!r} ignored: it lacks {', '.join(unknown)}", *keyed.warnings))
+    if unknown and base and project != base:
+        named, project = project, base
+        keyed = resolve_keywords(resolver, project, _without_project(mail_keywords), site.limits(plan))
+        keyed = replace(keyed, warnings=(*base_warnings, f"project {named!r} ignored: it lacks {', '.join(unknown)}",
+                                         *keyed.warnings))
         fields, unknown = resolve_fields(resolver, project, plan.fields)
     if unknown:
         raise ConfigError(f"unknown in Redmine: {', '.join(unknown)} (run: m2r-deliver check)", key=plan.route)
     return keyed, project, fields
 
 
+def _without_project(found: tuple[Keyword, ...]) -> tuple[Keyword, ...]:
+    return tuple(k for k in found if k.attribute != "project")
+
+
+def _configured_project(plan: Plan, site: Site) -> tuple[str | None, tuple[str, ...]]:
+    """The project the mail goes to before its keywords, and a warning when a sub-address
+    named one that does not exist. A configured project Redmine lacks is the config's
+    mistake (retried until fixed); a sub-address's is the mail's, and the configured
+    project takes it."""
+    project = plan.project
+    if not project or site.resolver.find_project(project) is not None:
+        return project, ()
+    if project != plan.default_project:
+        if not plan.default_project:
+            raise RedmineRefused(f"project {project!r} of the sub-address does not exist or the key's user cannot "
+                                 "see it", status=404)
+        if site.resolver.find_project(plan.default_project) is not None:
+            return plan.default_project, (f"project {project!r} of the sub-address unknown: filed in "
+                                          f"{plan.default_project}",)
+        project = plan.default_project
+    raise ConfigError(f"project {project!r} does not exist in Redmine or the key's user cannot see it "
+                      "(run: m2r-deliver check)", key=plan.route)
+
+
 def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcome, Plan]:
     settings, attempt = site.settings, site.attempt
     keyed, project, defaults = _keyed_defaults(plan, site)
+    acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, site.directory, settings,
+                             defaults["project_id"], identity.NEW_ISSUE_PERMISSIONS, dry_run=dry_run)
+    if isinstance(acting, Acting) and not acting.themselves and plan.project and _moved(keyed):
+        # Keywords from a sender the gateway does not act as never change the project.
+        keyed, project, defaults = _keyed_defaults(plan, site, project_keywords=False)
+        keyed = replace(keyed, warnings=("project keyword ignored: the sender is not acted as themselves",
+                                         *keyed.warnings))
+        acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, site.directory, settings,
+                                 defaults["project_id"], identity.NEW_ISSUE_PERMISSIONS, dry_run=dry_run)
     marker_id = _marker_field(site.resolver, settings)
     if marker_id is not None:
         defaults = merged(defaults, {"custom_fields": [{"id": marker_id, "value": attempt.key}]})
     plan = replace(plan, project=project, warnings=plan.warnings + keyed.warnings)
-    acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, site.directory, settings,
-                             defaults["project_id"], identity.NEW_ISSUE_PERMISSIONS, dry_run=dry_run)
     if isinstance(acting, Ignored):
         return _dropped(plan, mail, settings, "unknown_user", acting.reason, dry_run)
+    plan = _warned(plan, acting)
 
     def prepare(acting: Acting) -> _Filing:
         record = _requester_record(plan, acting, site)
@@ -162,6 +217,14 @@ def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outc
         return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
     (issue_id, filed_plan), acting = filed
     return Outcome(Decision.FILED, issue_id, _url(settings, issue_id), _login(acting)), filed_plan
+
+
+def _moved(keyed: Keyed) -> bool:
+    return any(keyword.attribute == "project" for keyword, _ in keyed.applied)
+
+
+def _warned(plan: Plan, acting: Acting) -> Plan:
+    return replace(plan, warnings=(*plan.warnings, acting.warning)) if acting.warning else plan
 
 
 def _already_filed(plan: Plan, description: str, project_id: int, marker_id: int | None,
@@ -255,7 +318,7 @@ def _file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
     settings = site.settings
     found, missing = _answered_issue(plan, site)
     if found is None:
-        if plan.if_missing is not None:
+        if plan.if_missing is not None and settings.reply_missing == "new":
             return _file_issue(plan.if_missing, mail, site, dry_run)
         return _dropped(plan, mail, settings, "reply", f"{missing}; [reply] missing = drop", dry_run)
     issue, private = found
@@ -263,10 +326,27 @@ def _file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
                              issue.project_id, identity.NOTE_PERMISSIONS, dry_run=dry_run)
     if isinstance(acting, Ignored):
         return _dropped(plan, mail, settings, "unknown_user", acting.reason, dry_run)
-    keyed = resolve_keywords(site.resolver, str(issue.project_id), plan.keywords)
+    plan = _warned(plan, acting)
+    header = ""
+    if not acting.themselves:
+        refusal = _outsider_refusal(plan, issue, site)
+        if refusal is not None:
+            if plan.if_missing is None:
+                return _dropped(plan, mail, settings, "reply", refusal, dry_run)
+            instead = plan.if_missing
+            return _file_issue(replace(instead, warnings=(*instead.warnings, f"not a note on #{issue.id}: {refusal}")),
+                               mail, site, dry_run)
+        header = outsiders.note_header(plan.author)
+    served = site.served(plan)
+    if served is not None and issue.project_id not in served:
+        keyed = Keyed(None, (), (f"keywords ignored: issue #{issue.id} is in a project this gateway does not serve",)
+                      if plan.keywords else ())
+    else:
+        keyed = resolve_keywords(site.resolver, str(issue.project_id), plan.keywords, site.limits(plan))
     api_fields: dict[str, Any] = keyed.over({})
     api_fields.pop("project_id", None)
-    api_fields["notes"] = keywords.without_lines(plan.notes, keyed.lines)
+    text = keywords.without_lines(plan.notes, keyed.lines)
+    api_fields["notes"] = f"{header}\n\n{text}" if header and text else header or text
     if private:
         api_fields["private_notes"] = True
     watchers = [a.id for a in site.accounts(plan.watchers) if a.id not in issue.watcher_ids]
@@ -298,6 +378,30 @@ def _file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
         return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
     filed_plan, acting = filed
     return Outcome(Decision.FILED, issue.id, _url(settings, issue.id), _login(acting)), filed_plan
+
+
+def _outsider_refusal(plan: Plan, issue: IssueState, site: Site) -> str | None:
+    """Why a sender who is not acted as may not add a note to *issue* (None: they may):
+    only into a project the gateway serves and, unless [reply] outsiders = "anyone", only
+    when the issue records them (outsiders.py)."""
+    served = site.served(plan)
+    if served is not None and issue.project_id not in served:
+        return f"issue #{issue.id} is in a project this gateway does not serve"
+    if site.settings.reply_outsiders == "anyone":
+        return None
+    person = plan.author
+    accounts = site.accounts((person.addr,)) if person else []
+    records = issue.records
+    if site.settings.requester_field:
+        field = site.resolver.custom_field(site.settings.requester_field)
+        if field is not None:
+            records = replace(records, requester_value=(issue.custom_values or {}).get(field["id"]))
+    if outsiders.recorded_as(person, accounts[0].id if accounts else None, records,
+                             site.settings.requester_header) is not None:
+        return None
+    who = person.addr if person else "a mail without a sender address"
+    return (f"{who} is not acted as and issue #{issue.id} does not record them as its requester or a participant "
+            "([reply] outsiders = requester)")
 
 
 def _answered_issue(plan: Plan, site: Site) -> tuple[tuple[IssueState, bool] | None, str | None]:

@@ -27,6 +27,12 @@ NEW_ISSUE_PERMISSIONS = ("add_issues",)
 NOTE_PERMISSIONS = ("add_issue_notes", "edit_issues")  # either will do, as in Redmine
 _LOGIN = Pattern(r"^[a-z0-9_\-@.]{1,60}$", re.I)  # Redmine's login format and length
 _NAME_LIMIT = 30  # Redmine's firstname/lastname columns
+#: The longest address there can be: RFC 5321's 256-octet path less its angle brackets.
+ADDRESS_LIMIT = 254
+#: At most this many To/Cc addresses are looked up as watchers per mail (each look-up is
+#: a request or two, and all must fit in the delivery's deadline); the rest are named in
+#: a line of the issue or note.
+WATCHER_LIMIT = 10
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,11 @@ class Acting:
     #: The login to switch to; None files as the key's own user.
     impersonate: str | None
     why: str
+    #: The mail is filed as the person who sent (or, from a form, requested) it; False
+    #: for the fallback or the key's user standing in for someone else.
+    themselves: bool = False
+    #: Why the sender was not acted as, when the log should say so.
+    warning: str | None = None
 
     def is_address(self, addr: str) -> bool:
         return bool(self.account and self.account.mail.lower() == addr.lower())
@@ -199,9 +210,12 @@ def choose(person: Person | None, trusted: bool, finding: str | None, directory:
     """Whom to file as in *project_id*, needing one of *permissions*."""
     me = directory.me()
     if not me.admin:
-        return Acting(me, None, "the key's user: not an administrator, nobody is impersonated")
+        itself = person is not None and me.mail.lower() == person.addr.lower()
+        return Acting(me, None, "the key's user: not an administrator, nobody is impersonated", itself)
     if person is None:
         return as_unknown(None, "no sender address", directory, settings)
+    if not plausible_address(person.addr):
+        return as_unknown(person, "an address no Redmine account can have", directory, settings)
     if not trusted:
         return as_unknown(person, f"not authenticated: {finding}", directory, settings)
     account = directory.account_by_mail(person.addr)
@@ -209,26 +223,42 @@ def choose(person: Person | None, trusted: bool, finding: str | None, directory:
         if settings.unknown_user == "create":
             return _create(person, directory, settings, project_id, permissions, dry_run)
         return as_unknown(person, "no Redmine account", directory, settings)
+    if account.admin and not settings.authserv_id:
+        # Anyone can write an administrator's address in From: without [sender]
+        # authserv_id to vouch for it, it never carries an administrator's rights.
+        return as_unknown(person, f"{account.login} is a Redmine administrator, acted as only with [sender] "
+                          "authserv_id", directory, settings, warn=True)
     return _if_permitted(account, person, directory, settings, project_id, permissions)
 
 
-def as_unknown(person: Person | None, reason: str, directory: Directory, settings: Settings) -> Acting | Ignored:
+def plausible_address(addr: str) -> bool:
+    """Whether *addr* can be a Redmine account's address at all: one ``@``, no spaces or
+    control characters, no longer than an address can be. Others are not looked up
+    (a NUL or a 3,000-character address makes Redmine answer 500 or 414)."""
+    local, at, domain = addr.rpartition("@")
+    return (bool(at and local and domain) and len(addr) <= ADDRESS_LIMIT
+            and not any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in addr))
+
+
+def as_unknown(person: Person | None, reason: str, directory: Directory, settings: Settings, *,
+               warn: bool = False) -> Acting | Ignored:
     """[sender] unknown_user for a sender the gateway cannot act as (accounts are
-    created only for addresses without one, see ``choose``)."""
+    created only for addresses without one, see ``choose``). *warn*: the log line says
+    why (a reason an operator should see even when the mail is filed)."""
     who = person.addr if person else "(no address)"
     if settings.unknown_user == "ignore":
         return Ignored(f"{who}: {reason}; [sender] unknown_user = ignore")
-    return fallback(f"{who}: {reason}", directory, settings)
+    return fallback(f"{who}: {reason}", directory, settings, warning=f"not acted as {who}: {reason}" if warn else None)
 
 
-def fallback(reason: str, directory: Directory, settings: Settings) -> Acting:
+def fallback(reason: str, directory: Directory, settings: Settings, *, warning: str | None = None) -> Acting:
     if not settings.fallback_user:
-        return Acting(directory.me(), None, f"the key's user, because {reason}")
+        return Acting(directory.me(), None, f"the key's user, because {reason}", warning=warning)
     account = directory.account_by_login(settings.fallback_user)
     if account is None or not account.active:
         state = "does not exist" if account is None else "is locked"
         raise ConfigError(f"user {settings.fallback_user!r} {state} in Redmine", key="sender.fallback_user")
-    return Acting(account, account.login, f"fallback_user, because {reason}")
+    return Acting(account, account.login, f"fallback_user, because {reason}", warning=warning)
 
 
 def _if_permitted(account: Account, person: Person, directory: Directory, settings: Settings, project_id: int,
@@ -238,18 +268,19 @@ def _if_permitted(account: Account, person: Person, directory: Directory, settin
     if settings.permission_check and directory.may(account, project_id, permissions) is False:
         return as_unknown(person, f"{account.login} lacks {' or '.join(permissions)} in the project",
                           directory, settings)
-    return Acting(account, account.login, "sender" if person.source == "From" else f"requester ({person.source})")
+    return Acting(account, account.login, "sender" if person.source == "From" else f"requester ({person.source})",
+                  themselves=True)
 
 
 def _create(person: Person, directory: Directory, settings: Settings, project_id: int,
             permissions: tuple[str, ...], dry_run: bool) -> Acting | Ignored:
     new = new_account(person, settings)
     if dry_run:
-        return Acting(None, new.login, f"new account {new.login} (not created: dry run)")
+        return Acting(None, new.login, f"new account {new.login} (not created: dry run)", themselves=True)
     account = directory.create_account(new)
     acting = _if_permitted(account, person, directory, settings, project_id, permissions)
     if isinstance(acting, Acting) and acting.account == account:
-        return Acting(account, account.login, f"new account {account.login}")
+        return Acting(account, account.login, f"new account {account.login}", themselves=True)
     return acting
 
 
@@ -278,6 +309,17 @@ def random_login() -> str:
 
 
 # --- who watches -------------------------------------------------------------------
+
+def watchers(mail: Mail, settings: Settings) -> tuple[tuple[str, ...], str | None]:
+    """The To and Cc addresses to look up as watchers, at most WATCHER_LIMIT of them, and
+    the line that says how many more there were (None when none)."""
+    candidates = [a for a in watcher_addresses(mail, settings) if plausible_address(a)]
+    excess = len(candidates) - WATCHER_LIMIT
+    if excess <= 0:
+        return tuple(candidates), None
+    return tuple(candidates[:WATCHER_LIMIT]), (f"[{excess} more recipient(s) not looked up as watchers: at most "
+                                               f"{WATCHER_LIMIT} are, per mail]")
+
 
 def watcher_addresses(mail: Mail, settings: Settings) -> tuple[str, ...]:
     """To and Cc, minus the gateway's own addresses and the sender: [sender]

@@ -8,7 +8,7 @@ redmine.names.Resolver; in tests, a dict will do).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .plan import Keyword
 
@@ -66,22 +66,37 @@ class Keyed:
                        warnings=(*self.warnings, *(f"{k.name or k.attribute} {k.value!r} {reason}" for k in keywords)))
 
 
-def resolve_keywords(resolver: Names, project: str | None, keywords: tuple[Keyword, ...]) -> Keyed:
+@dataclass(frozen=True)
+class Limits:
+    """What no keyword may do, whatever [issue] allow_override says."""
+
+    #: Whether a project (by id) is one the gateway serves; None: any.
+    serves: Callable[[int], bool] | None = None
+    #: Custom fields (by id) the gateway keeps for itself: the marker, the requester field.
+    reserved_fields: frozenset[int] = frozenset()
+
+
+def resolve_keywords(resolver: Names, project: str | None, keywords: tuple[Keyword, ...],
+                     limits: Limits = Limits()) -> Keyed:
     """Each keyword Redmine knows the value of; an unknown value leaves the default in
     place and says so. Never raises for a value the mail got wrong."""
     warnings: list[str] = []
     applied: list[tuple[Keyword, dict[str, Any]]] = []
     for keyword in keywords:
         if keyword.attribute == "project":
-            if resolver.find_project(keyword.value) is not None:
+            found = resolver.find_project(keyword.value)
+            if found is None:
+                warnings.append(f"project {keyword.value!r} unknown: filed in {project or 'no project'}")
+            elif limits.serves is not None and not limits.serves(found):
+                warnings.append(f"project {keyword.value!r} is not one this gateway serves: filed in "
+                                f"{project or 'no project'}")
+            else:
                 project = keyword.value
                 applied.append((keyword, {}))
-            else:
-                warnings.append(f"project {keyword.value!r} unknown: filed in {project or 'no project'}")
     for keyword in keywords:
         if keyword.attribute == "project" or project is None:
             continue
-        fields, problem = _keyword_fields(resolver, project, keyword)
+        fields, problem = _keyword_fields(resolver, project, keyword, limits.reserved_fields)
         if fields is not None:
             applied.append((keyword, fields))
         elif problem:
@@ -89,7 +104,8 @@ def resolve_keywords(resolver: Names, project: str | None, keywords: tuple[Keywo
     return Keyed(project, tuple(applied), tuple(warnings))
 
 
-def _keyword_fields(resolver: Names, project: str, keyword: Keyword) -> tuple[dict[str, Any] | None, str | None]:
+def _keyword_fields(resolver: Names, project: str, keyword: Keyword, reserved: frozenset[int],
+                    ) -> tuple[dict[str, Any] | None, str | None]:
     """The API attributes one keyword sets; or None, and why (None when a line that only
     looked like a custom field turns out to be ordinary text)."""
     if keyword.attribute != "custom_field":
@@ -98,6 +114,8 @@ def _keyword_fields(resolver: Names, project: str, keyword: Keyword) -> tuple[di
     definition = resolver.custom_field(keyword.name)
     if definition is None:
         return None, None if keyword.speculative else f"custom field {keyword.name!r} unknown: ignored"
+    if definition["id"] in reserved:
+        return None, f"custom field {keyword.name!r} is kept by the gateway, never set by a mail: ignored"
     value = custom_field_value(definition, keyword.value)
     if value is not None and definition.get("format") == "version":  # named, stored as the version's id
         version = resolver.attribute(project, "fixed_version", value.strip())

@@ -75,6 +75,13 @@ class Plan:
     subject: str = ""
     description: str = ""
     project: str | None = None
+    #: The project the config chose (default or route), which a sub-address may override.
+    default_project: str | None = None
+    #: The projects the gateway serves for this mail: the [issue] project, the routes'
+    #: projects and this mail's sub-address project. A keyword moves an issue only among
+    #: them, an outsider's note goes only into them. None: no project is configured, the
+    #: mail names its own (any the key's user can see).
+    served: tuple[str, ...] | None = None
     #: Issue attributes by name from the config: tracker, status, priority, category,
     #: assigned_to, fixed_version, private, custom_fields {name: value}.
     fields: dict[str, Any] = field(default_factory=dict)
@@ -105,7 +112,7 @@ class Plan:
     #: For "note": the reply's own text, quotes and signature removed.
     notes: str = ""
     #: For "note": the new issue to file instead when the issue is missing or locked
-    #: ([reply] missing = "new"); None drops the mail then.
+    #: (and [reply] missing = "new"), or when the sender may not add a note to it.
     if_missing: Plan | None = None
     #: Filled by deliver on --dry-run: the ids the names resolved to (and, once filed, the
     #: project's and tracker's names as Redmine answered).

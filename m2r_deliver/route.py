@@ -41,6 +41,7 @@ def _new_issue(mail: Mail, settings: Settings) -> Plan:
     if route is not None:
         values.update(route.values)
         chosen = f"route #{route.index}"
+    default_project = values.get("project")
     fields = _form_values(mail, settings)
     if fields:
         form_values = form.attributes(fields, settings.form_fields)
@@ -64,6 +65,10 @@ def _new_issue(mail: Mail, settings: Settings) -> Plan:
     body = mail.html_body if settings.prefer_html and mail.html_body else mail.body
     description = truncate_at_delimiters(body, settings.body_delimiters, regex=settings.body_delimiters_regex)
     found, warnings = keywords.find(description, settings.allow_override, project_given=bool(project))
+    watchers, not_looked_up = identity.watchers(mail, settings)
+    if not_looked_up:
+        description = f"{description}\n\n{not_looked_up}" if description else not_looked_up
+        warnings = (*warnings, not_looked_up.strip("[]"))
     return Plan(
         action=Action.CREATE,
         message_id=mail.message_id,
@@ -71,6 +76,8 @@ def _new_issue(mail: Mail, settings: Settings) -> Plan:
         subject=issue_subject(subject, settings.empty_subject),
         description=description,
         project=project,
+        default_project=default_project,
+        served=served_projects(settings, subaddress_project),
         fields={k: v for k, v in values.items() if v not in (None, "", {})},
         attachments=tuple(plan_attachments(mail, settings)),
         keywords=found,
@@ -80,8 +87,19 @@ def _new_issue(mail: Mail, settings: Settings) -> Plan:
         sender_trusted=trusted,
         authentication=finding,
         requester=requester,
-        watchers=identity.watcher_addresses(mail, settings),
+        watchers=watchers,
     )
+
+
+def served_projects(settings: Settings, subaddress_project: str | None) -> tuple[str, ...] | None:
+    """The projects the gateway serves for a mail (see Plan.served); None when the config
+    names none, so that the mail names its own."""
+    if not (settings.issue.get("project") or settings.project_from_subaddress
+            or any(route.values.get("project") for route in settings.routes)):
+        return None
+    names = [settings.issue.get("project"), *(route.values.get("project") for route in settings.routes),
+             subaddress_project]
+    return tuple(dict.fromkeys(str(name) for name in names if name))
 
 
 def plan_attachments(mail: Mail, settings: Settings):
@@ -92,7 +110,26 @@ def plan_attachments(mail: Mail, settings: Settings):
                          if pattern.fullmatch(attachment.filename)), None)
         reason = (f"matches excluded_filenames {excluded!r}" if excluded is not None
                   else "empty" if attachment.size == 0 else None)
-        yield PlannedAttachment(index, attachment.filename, attachment.content_type, attachment.size, reason)
+        yield PlannedAttachment(index, attachment_name(attachment.filename), attachment.content_type,
+                                attachment.size, reason)
+
+
+#: Redmine's attachments.filename column, and most file systems' name limit.
+FILENAME_LIMIT = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def attachment_name(name: str) -> str:
+    """The name a file is filed under: without control characters (a NUL makes Redmine
+    answer 500), shortened to FILENAME_LIMIT characters keeping its extension (a longer
+    one is refused, or the request is too long: 414)."""
+    name = _CONTROL.sub("", name).strip() or "attachment"
+    if len(name) <= FILENAME_LIMIT:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension) > 16:
+        return name[:FILENAME_LIMIT]
+    return stem[:FILENAME_LIMIT - len(extension) - 1] + "." + extension
 
 
 def plan_note(mail: Mail, settings: Settings, refs: tuple[ThreadRef, ...], new: Plan) -> Plan:
@@ -106,6 +143,10 @@ def plan_note(mail: Mail, settings: Settings, refs: tuple[ThreadRef, ...], new: 
     # Keywords in a reply change the issue (``Status: Resolved`` closes it), under the same
     # allow_override rules; a reply never moves the issue to another project.
     found, warnings = keywords.find(notes, settings.allow_override, project_given=True)
+    _, not_looked_up = identity.watchers(mail, settings)
+    if not_looked_up:
+        notes = f"{notes}\n\n{not_looked_up}" if notes else not_looked_up
+        warnings = (*warnings, not_looked_up.strip("[]"))
     return replace(
         new,
         action=Action.NOTE,
@@ -120,7 +161,7 @@ def plan_note(mail: Mail, settings: Settings, refs: tuple[ThreadRef, ...], new: 
         issue_id=next((ref.issue_id for ref in refs if ref.issue_id), None),
         thread=refs,
         notes=notes,
-        if_missing=new if settings.reply_missing == "new" else None,
+        if_missing=new,
     )
 
 

@@ -75,9 +75,12 @@ def test_a_reply_keeping_only_the_subject_tag_threads(site, testbed, token):
 
 def test_an_unknown_replier_follows_unknown_user(site, testbed, token):
     issue_id = make_issue(testbed, f"Scanner {token}")
+    site.write_config('[reply]\noutsiders = "anyone"\n')
     mail = make_mail(f"Re: [Helpdesk - Bug #{issue_id}] Scanner", "Me too!", sender=f"other.{token}@example.org")
     assert filed_issue_id(site.deliver(mail)) == issue_id
-    assert last_journal(testbed, issue_id)["user"]["id"] == testbed.info["users"]["admin"]["id"]
+    note = last_journal(testbed, issue_id)
+    assert note["user"]["id"] == testbed.info["users"]["admin"]["id"]
+    assert note["notes"].splitlines() == [f"From: other.{token}@example.org", "", "Me too!"]  # who really wrote it
     result = site.deliver(as_new_message(mail), "--unknown-user", "ignore")
     assert result.returncode == 0 and "guard=unknown_user" in site.last_log_line()
     assert len(testbed.issue(issue_id)["journals"]) == 1
@@ -204,13 +207,20 @@ def test_redmine_reply_to_a_missing_journal(site, testbed, replied):
 
 
 def test_redmine_reply_without_permission_goes_to_the_fallback(site, testbed, token):
-    """test_reply_to_an_issue_without_permission: Redmine refuses the note; here the
-    fallback files it (the key's user), so the mail is not lost."""
+    """test_reply_to_an_issue_without_permission: Redmine refuses the note. Here the mail
+    is not lost: in a project the gateway does not serve it becomes a new issue; in one
+    it serves, the fallback (the key's user) files the note, which names its sender."""
     project = make_project(testbed, f"n{token}", public=False)
     issue_id = make_issue(testbed, f"Private {token}", project=project["identifier"])
     mail = make_mail(f"Re: [Test - Bug #{issue_id}] Private", "Can I see this?", sender="outsider@example.net")
-    assert filed_issue_id(site.deliver(mail)) == issue_id
-    assert last_journal(testbed, issue_id)["user"]["id"] == testbed.info["users"]["admin"]["id"]
+    new_id = filed_issue_id(site.deliver(mail))
+    assert new_id != issue_id and testbed.issue(new_id)["project"]["id"] == testbed.info["projects"]["helpdesk"]
+    assert "not a note on #" in site.last_log_line() and testbed.issue(issue_id).get("journals") == []
+    site.write_config('[reply]\noutsiders = "anyone"\n', issue=f'project = "{project["identifier"]}"')
+    assert filed_issue_id(site.deliver(as_new_message(mail))) == issue_id
+    note = last_journal(testbed, issue_id)
+    assert note["user"]["id"] == testbed.info["users"]["admin"]["id"]
+    assert note["notes"].splitlines()[0] == "From: outsider@example.net"
 
 
 @pytest.mark.parametrize("regex,cut", [(True, True), (False, False)])

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ConfigError
 from .files import default_config_path, default_state_dir, no_config_file, read_toml
 from .schema import (BODY_PARTS, GUARD_NAMES, ISSUE_FIELDS, REPLY_CLOSED_ACTIONS, REPLY_MISSING_ACTIONS,
-                     ROUTE, ROUTE_MATCHES, SCHEMA, SECTIONS, UNKNOWN_USER_ACTIONS, Section)
+                     REPLY_OUTSIDER_POLICIES, ROUTE, ROUTE_MATCHES, SCHEMA, SECTIONS, UNKNOWN_USER_ACTIONS, Section)
 from .sections import (ALL_CUSTOM_FIELDS, CUSTOM_FIELD_PREFIX, FORM_TARGETS, OVERRIDABLE, OVERRIDE_ALIASES,
                        REQUESTER_HEADER, FormSettings, GuardSettings, IssueSettings, LogSettings, MailSettings,
                        RedmineSettings, ReplySettings, Route, SenderSettings, StateSettings, override_token,
@@ -28,7 +28,8 @@ from .values import FLAGS, Mistakes, Values
 
 __all__ = [
     "ALL_CUSTOM_FIELDS", "BODY_PARTS", "CUSTOM_FIELD_PREFIX", "FORM_TARGETS", "GUARD_NAMES", "ISSUE_FIELDS",
-    "OVERRIDABLE", "OVERRIDE_ALIASES", "REPLY_CLOSED_ACTIONS", "REPLY_MISSING_ACTIONS", "REQUESTER_HEADER",
+    "OVERRIDABLE", "OVERRIDE_ALIASES", "REPLY_CLOSED_ACTIONS", "REPLY_MISSING_ACTIONS", "REPLY_OUTSIDER_POLICIES",
+    "REQUESTER_HEADER",
     "ROUTE_MATCHES", "SCHEMA", "SECTIONS", "UNKNOWN_USER_ACTIONS", "GuardSettings", "Route", "Settings",
     "default_config_path", "default_state_dir", "load", "override_token",
 ]

@@ -22,6 +22,8 @@ REPLY_MISSING_ACTIONS = ("new", "drop")
 REPLY_CLOSED_ACTIONS = ("note", "missing")
 #: Charsets the text of a mail the program sends may be written in.
 OUTGOING_CHARSETS = ("utf-8", "iso-2022-jp")
+#: [reply] outsiders: who may add a note without being acted as themselves.
+REPLY_OUTSIDER_POLICIES = ("requester", "anyone")
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,10 @@ REPLY = Section("reply", "Mail that answers an issue becomes a note.", (
     Key("closed", Choice(choices=REPLY_CLOSED_ACTIONS), "note", "the issue answered is closed: note adds the note "
         "anyway, missing treats it as missing"),
     Key("delimiters", Strings(), [], "more lines at which a reply is cut"),
+    Key("outsiders", Choice(choices=REPLY_OUTSIDER_POLICIES), "requester", "a reply from a sender who is not acted "
+        "as themselves (filed as fallback_user or the key's user): requester adds the note only to an issue that "
+        "records them (requester, watcher, earlier note), anyone to any issue of a served project; otherwise the "
+        "mail becomes a new issue"),
 ))
 
 STATE = Section("state", "The ledger, the caches and the retry policy.", (

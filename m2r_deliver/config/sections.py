@@ -260,12 +260,15 @@ class ReplySettings:
     reply_missing: str = REPLY["missing"].value
     reply_closed: str = REPLY["closed"].value
     reply_delimiters: tuple[str, ...] = REPLY["delimiters"].value
+    #: "requester": a sender not acted as adds notes only where the issue records them.
+    reply_outsiders: str = REPLY["outsiders"].value
 
 
 def read_reply(v: Values, regex: bool) -> ReplySettings:
     if regex:
         _compiled(v, "delimiters", v["delimiters"])
-    return ReplySettings(reply_missing=v["missing"], reply_closed=v["closed"], reply_delimiters=v["delimiters"])
+    return ReplySettings(reply_missing=v["missing"], reply_closed=v["closed"], reply_delimiters=v["delimiters"],
+                         reply_outsiders=v["outsiders"])
 
 
 @dataclass(frozen=True, kw_only=True)

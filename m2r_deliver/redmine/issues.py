@@ -10,6 +10,7 @@ from typing import Any
 from redminelib import Redmine, exceptions as rx
 
 from ..errors import OutcomeUnknown, RedmineUnavailable
+from ..outsiders import Records, first_line
 from .client import translated_errors
 
 
@@ -77,11 +78,12 @@ def find_note(redmine: Redmine, issue_id: int, notes: str, since: float) -> bool
 
 
 def add_watcher(redmine: Redmine, issue_id: int, user_id: int) -> bool:
-    """Make *user_id* watch the issue; False when the user acted as may not add watchers."""
+    """Make *user_id* watch the issue; False when the user acted as may not add watchers
+    or Redmine refuses this one watcher (which is left out, never the mail)."""
     with translated_errors(f"adding watcher {user_id} to issue #{issue_id}"):
         try:
             redmine.engine.request("post", f"{redmine.url}/issues/{issue_id}/watchers.json", data={"user_id": user_id})
-        except rx.ForbiddenError:
+        except (rx.ForbiddenError, rx.ResourceNotFoundError, rx.ValidationError):
             return False
     return True
 
@@ -96,6 +98,9 @@ class IssueState:
     journal_ids: frozenset[int]
     private_journal_ids: frozenset[int]
     watcher_ids: frozenset[int]
+    #: Who the issue records: author, watchers, note authors, opening lines, custom fields.
+    records: Records = Records()
+    custom_values: dict[int, Any] | None = None
 
 
 def issue_state(redmine: Redmine, issue_id: int) -> IssueState | None:
@@ -106,13 +111,23 @@ def issue_state(redmine: Redmine, issue_id: int) -> IssueState | None:
         except (rx.ResourceNotFoundError, rx.ForbiddenError):
             return None
     journals = raw.get("journals", [])
+    watcher_ids = frozenset(int(w["id"]) for w in raw.get("watchers", []))
+    records = Records(
+        author_id=(raw.get("author") or {}).get("id"),
+        watcher_ids=watcher_ids,
+        journal_user_ids=frozenset(int(j["user"]["id"]) for j in journals if (j.get("user") or {}).get("id")),
+        opening=first_line(raw.get("description")),
+        note_openings=tuple(first_line(j.get("notes")) for j in journals if j.get("notes")),
+    )
     return IssueState(
         id=int(raw["id"]),
         project_id=int(raw["project"]["id"]),
         closed=bool(raw.get("status", {}).get("is_closed")),
         journal_ids=frozenset(int(j["id"]) for j in journals),
         private_journal_ids=frozenset(int(j["id"]) for j in journals if j.get("private_notes")),
-        watcher_ids=frozenset(int(w["id"]) for w in raw.get("watchers", [])),
+        watcher_ids=watcher_ids,
+        records=records,
+        custom_values=custom_values(raw),
     )
 
 

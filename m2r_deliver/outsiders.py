@@ -1,0 +1,95 @@
+"""Outsiders: who may add a note through the gateway without being acted as themselves.
+
+A sender the gateway files for as someone else (the fallback user or the key's user:
+no account, locked, not permitted, not authenticated, an administrator's address
+without [sender] authserv_id, or a key that impersonates nobody) is an outsider. An
+outsider's reply becomes a note only on an issue of a project the gateway serves, and,
+with [reply] outsiders = "requester" (the default), only when the issue records them:
+
+- as its requester: the [sender] requester_field value, or the requester line
+  ([sender] requester_header) that opens its description;
+- as a participant: the sender of an earlier outsider's note (the ``From:`` line that
+  opens it), or, when the address has an account, the issue's author, a watcher or
+  the author of one of its notes.
+
+Anything else becomes a new issue. Every outsider's note opens with NOTE_HEADER, so
+the issue says who wrote it and the next reply from them is recognised. Pure: the
+issue's records are handed in.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from typing import Any
+
+from .plan import Person
+
+#: The first line of a note an outsider wrote ({requester}: ``Name <address>``).
+NOTE_HEADER = "From: {requester}"
+
+
+@dataclass(frozen=True)
+class Records:
+    """What an issue records of the people in it."""
+
+    author_id: int | None = None
+    watcher_ids: frozenset[int] = frozenset()
+    journal_user_ids: frozenset[int] = frozenset()
+    #: The requester field's value, when the site has one.
+    requester_value: Any = None
+    #: The first line of the description.
+    opening: str = ""
+    #: The first line of each note.
+    note_openings: tuple[str, ...] = ()
+
+
+def note_header(person: Person | None) -> str:
+    return NOTE_HEADER.format(requester=person if person else "(no sender address)")
+
+
+def recorded_as(person: Person | None, account_id: int | None, records: Records, requester_header: str) -> str | None:
+    """How the issue records *person* (for the log), or None when it does not."""
+    if person is None:
+        return None
+    addr = person.addr.lower()
+    value = records.requester_value
+    values = value if isinstance(value, list) else [value]
+    if any(isinstance(v, str) and v.strip().lower() == addr for v in values):
+        return "the requester (requester field)"
+    if requester_header and _names(requester_header, addr).fullmatch(records.opening.strip()):
+        return "the requester (first line of the description)"
+    note_line = _names(NOTE_HEADER, addr)
+    if any(note_line.fullmatch(line.strip()) for line in records.note_openings):
+        return "the sender of an earlier note"
+    if account_id is not None:
+        if account_id == records.author_id:
+            return "the issue's author"
+        if account_id in records.watcher_ids:
+            return "a watcher"
+        if account_id in records.journal_user_ids:
+            return "the author of a note"
+    return None
+
+
+def first_line(text: str | None) -> str:
+    return (text or "").lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
+
+
+def _names(template: str, addr: str) -> re.Pattern:
+    """A line *template* would write for *addr*, whatever display name came with it. A
+    template naming only ``{name}`` writes the address only when there was no name."""
+    parts = list(string.Formatter().parse(template))
+    has_address = any(field in ("requester", "addr") for _, field, _, _ in parts)
+    quoted = re.escape(addr)
+    pattern = ""
+    for literal, field, _, _ in parts:
+        pattern += re.escape(literal)
+        if field == "addr":
+            pattern += quoted
+        elif field == "requester":
+            pattern += rf"(?:[^\n<>]*<{quoted}>|{quoted})"
+        elif field == "name":
+            pattern += r"[^\n]*?" if has_address else quoted
+    return re.compile(pattern, re.IGNORECASE)
