@@ -265,6 +265,13 @@ class Ledger:
         """Mail not settled yet, oldest first."""
         return self._rows(f"state IN ('{RowState.FAILED}', '{RowState.IN_FLIGHT}')", "first_at", limit)
 
+    def in_flight(self, limit: int) -> list[Row]:
+        return self._rows(f"state = '{RowState.IN_FLIGHT}'", "first_at", limit)
+
+    def alive(self, row: Row) -> bool:
+        """Whether the process that claimed *row* may still be delivering it."""
+        return self._alive(row, time.time())
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _rows(self, where: str, order: str, limit: int) -> list[Row]:

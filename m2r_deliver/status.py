@@ -22,6 +22,8 @@ from .states import RowState
 STATES = (RowState.FILED, RowState.DROPPED, RowState.QUARANTINED, RowState.FAILED, RowState.IN_FLIGHT)
 #: ``status --check`` exit statuses (the monitoring plugins' OK, WARNING, CRITICAL).
 CHECK_OK, CHECK_WARNING, CHECK_CRITICAL = 0, 1, 2
+#: In-flight rows whose process is asked after, at most.
+IN_FLIGHT_SHOWN = 1000
 
 
 @dataclass
@@ -37,6 +39,8 @@ class Snapshot:
     replayed: int = 0
     hold: Path | None = None
     held: int = 0
+    #: Rows in flight whose process is gone (killed): interrupted, not being delivered.
+    gone: frozenset[str] = frozenset()
 
 
 def status(settings: Settings, out: TextIO, recent: int = 20, *, as_json: bool = False,
@@ -72,6 +76,7 @@ def snapshot(settings: Settings, recent: int = 20) -> Snapshot:
             snap.counts = ledger.counts()
             snap.retrying = ledger.in_retry(limit=50)
             snap.latest = ledger.recent(limit=recent)
+            snap.gone = frozenset(row.key for row in ledger.in_flight(limit=IN_FLIGHT_SHOWN) if not ledger.alive(row))
     return snap
 
 
@@ -97,7 +102,8 @@ def verdict(snap: Snapshot, alarm_after: float, now: float) -> tuple[int, list[s
 def _summary(snap: Snapshot) -> str:
     if not snap.exists:
         return "nothing delivered yet"
-    return ", ".join(f"{state.replace('_', ' ')} {snap.counts.get(state, 0)}" for state in STATES)
+    return (", ".join(f"{state.replace('_', ' ')} {snap.counts.get(state, 0)}" for state in STATES)
+            + (f" (of them {len(snap.gone)} interrupted: the process is gone)" if snap.gone else ""))
 
 
 def _print(snap: Snapshot, settings: Settings, recent: int, out: TextIO) -> None:
@@ -114,10 +120,10 @@ def _print(snap: Snapshot, settings: Settings, recent: int, out: TextIO) -> None
         print(f"hold        {snap.hold}: {snap.held} waiting in new/ for a person to look at", file=out)
     print(f"in retry    {len(snap.retrying)}" + (" (oldest first)" if snap.retrying else ""), file=out)
     for row in snap.retrying:
-        print(f"  {_when(row.first_at)}  {row.attempts} attempt(s)  {row.key}  {_state(row)}", file=out)
+        print(f"  {_when(row.first_at)}  {row.attempts} attempt(s)  {row.key}  {_state(row, snap.gone)}", file=out)
     print(f"recent      (newest first, up to {recent})", file=out)
     for row in snap.latest:
-        print(f"  {_when(row.last_at)}  {_state(row)}  {row.key}", file=out)
+        print(f"  {_when(row.last_at)}  {_state(row, snap.gone)}  {row.key}", file=out)
 
 
 def _as_dict(snap: Snapshot) -> dict[str, Any]:
@@ -127,24 +133,27 @@ def _as_dict(snap: Snapshot) -> dict[str, Any]:
         "counts": {state.value: snap.counts.get(state, 0) for state in STATES},
         "quarantine": {"path": str(snap.quarantine), "waiting": snap.waiting, "replayed": snap.replayed},
         "hold": {"path": str(snap.hold), "waiting": snap.held},
-        "in_retry": [_row(row) for row in snap.retrying],
-        "recent": [_row(row) for row in snap.latest],
+        "in_retry": [_row(row, snap.gone) for row in snap.retrying],
+        "recent": [_row(row, snap.gone) for row in snap.latest],
     }
 
 
-def _row(row: Row) -> dict[str, Any]:
+def _row(row: Row, gone: frozenset[str]) -> dict[str, Any]:
     return {"key": row.key, "state": row.state, "attempts": row.attempts, "first_at": row.first_at,
             "last_at": row.last_at, "issue": row.issue_id, "guard": row.guard, "fault": row.fault,
-            "error": row.error, "outcome_unknown": row.outcome_unknown, "summary": _state(row)}
+            "error": row.error, "outcome_unknown": row.outcome_unknown, "summary": _state(row, gone)}
 
 
-def _state(row: Row) -> str:
+def _state(row: Row, gone: frozenset[str] = frozenset()) -> str:
     if row.state == RowState.FILED:
         return f"filed #{row.issue_id}"
     if row.state == RowState.DROPPED:
         return f"dropped by {row.guard}"
     if row.state == RowState.QUARANTINED:
         return f"quarantined ({row.fault}: {row.error})"
+    if row.state == RowState.IN_FLIGHT and row.key in gone:
+        return (f"interrupted (pid {row.pid} on {row.host}, started {_when(row.started_at)}, is gone; "
+                "the next attempt looks in Redmine first)")
     if row.state == RowState.IN_FLIGHT:
         return f"in flight (pid {row.pid} on {row.host} since {_when(row.started_at)})"
     unknown = ", outcome of an attempt unknown" if row.outcome_unknown else ""

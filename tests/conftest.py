@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from support.paths import ROOT, TESTBED_DIR, in_ci
+from support.secretscan import OUTPUTS, known_keys, leaks, recording_subprocess
 from support.testbed import Site, Testbed
 
 E2E_DIR = ROOT / "tests" / "e2e"
@@ -31,6 +32,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.redmine)
         if Path(str(item.fspath)).is_relative_to(E2E_DIR):
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_runtest_logreport(report) -> None:
+    """Every test's captured output and failure report, for the secret scan."""
+    for name, text in report.sections:
+        OUTPUTS.append((report.nodeid, name, text))
+    if report.longrepr:
+        OUTPUTS.append((report.nodeid, "failure report", str(report.longrepr)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_output(tmp_path_factory):
+    """At the end of the run: no file under the run's temporary directory, no captured
+    output, holds an API key of the test bed (support/secretscan.py)."""
+    with recording_subprocess():
+        yield
+    keys = known_keys(TESTBED_DIR / "testbed.json")
+    found = leaks([tmp_path_factory.getbasetemp()], OUTPUTS, keys) if keys else []
+    if found:
+        pytest.fail("an API key of the test bed is in: " + ", ".join(found[:20]), pytrace=False)
 
 
 @pytest.fixture(scope="session")
