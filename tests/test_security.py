@@ -17,7 +17,7 @@ from conftest import console_script
 from mailfactory import as_new_message, make_mail
 from secrets_scan import leaks
 from test_keyed import NAMES
-from testbed_data import filed_issue_id, make_issue, make_project
+from testbed_data import created, filed_issue_id, make_issue, make_project, make_user
 
 from m2r_deliver import identity, outsiders, route
 from m2r_deliver.config import Route, Settings
@@ -215,3 +215,158 @@ def test_the_secret_scan_finds_a_planted_key(tmp_path):
     found = leaks([tmp_path], [("test_x", "stderr", f"…{key}…")], {key})
     assert sorted(found) == sorted([str(tmp_path / "Maildir" / "new" / "1.host"), str(tmp_path / "ledger.sqlite3"),
                                     "test_x stderr"])
+
+
+# --- end to end, against the test-bed Redmine ------------------------------------------
+
+def users(testbed) -> dict:
+    return testbed.info["users"]
+
+
+def journals(testbed, issue_id: int) -> list[dict]:
+    return testbed.issue(issue_id, include="journals").get("journals", [])
+
+
+def test_an_outsider_adds_notes_only_to_served_issues_that_record_them(site, testbed, token):
+    """Finding 8: [#N] in a subject or a forged In-Reply-To must not let a stranger write
+    into any issue the key can see, as the key's user, without a trace of who wrote."""
+    site.write_config(issue='project = "helpdesk"\ntracker = "Support"\nallow_override = ["all"]')
+    private = make_project(testbed, f"s{token}", public=False)
+    secret = make_issue(testbed, f"Secret {token}", project=private["identifier"])
+    someone_elses = make_issue(testbed, f"Someone else's {token}")
+    stranger = f"Mallory <mallory.{token}@example.org>"
+    by_tag = site.deliver(make_mail(f"Re: [#{secret}] hi {token}", "Status: Closed\nLet me in.", sender=stranger))
+    assert filed_issue_id(by_tag) not in (secret, someone_elses)
+    assert f"not a note on #{secret}: issue #{secret} is in a project this gateway does not serve" in by_tag.log
+    forged = make_mail(f"no tag {token}", "Let me in.", sender=stranger,
+                       headers={"In-Reply-To": f"<redmine.issue-{secret}.20260101000000@redmine.test>"})
+    assert filed_issue_id(site.deliver(forged)) != secret
+    served = site.deliver(make_mail(f"Re: [#{someone_elses}] me too {token}", "Status: Closed", sender=stranger))
+    assert filed_issue_id(served) != someone_elses
+    assert "does not record them as its requester or a participant" in served.log
+    assert journals(testbed, secret) == [] and journals(testbed, someone_elses) == []
+    assert testbed.issue(secret)["status"]["name"] == "New"
+
+    # their own request: the reply is a note, opening with who wrote it, and answers to that
+    own = filed_issue_id(site.deliver(make_mail(f"My printer {token}", "Jammed.", sender=stranger)))
+    reply = site.deliver(make_mail(f"Re: [Helpdesk - Support #{own}] My printer", "Still jammed.", sender=stranger))
+    assert filed_issue_id(reply) == own
+    [note] = journals(testbed, own)
+    assert note["user"]["id"] == users(testbed)["admin"]["id"]
+    assert note["notes"].splitlines() == [f"From: {stranger}", "", "Still jammed."]
+    # a second stranger who wrote one of those notes: a participant; a third is not
+    someone = f"pat.{token}@example.org"
+    site.write_config('[reply]\noutsiders = "anyone"\n')
+    assert filed_issue_id(site.deliver(make_mail(f"Re: [#{own}] +1", "Same here.", sender=someone))) == own
+    site.write_config()
+    assert filed_issue_id(site.deliver(make_mail(f"Re: [#{own}] again", "And again.", sender=someone))) == own
+    assert filed_issue_id(site.deliver(make_mail(f"Re: [#{own}] x", "Hi.", sender=f"eve.{token}@example.org"))) != own
+    # "anyone" opens every issue of a served project, never one of a project not served
+    site.write_config('[reply]\noutsiders = "anyone"\n')
+    assert filed_issue_id(site.deliver(make_mail(f"Re: [#{someone_elses}] hi", "Hi.", sender=stranger))) \
+        == someone_elses
+    assert filed_issue_id(site.deliver(make_mail(f"Re: [#{secret}] hi", "Hi.", sender=stranger))) != secret
+    assert journals(testbed, secret) == []
+
+
+def test_an_administrators_address_is_acted_as_only_with_authserv_id(site, testbed, token):
+    site.write_config('[sender]\nfallback_user = "gateway"\n')
+    forged = site.deliver(make_mail(f"boss {token}", sender="Redmine Admin <admin@redmine.test>"))
+    assert testbed.issue(filed_issue_id(forged), include="")["author"]["id"] == users(testbed)["gateway"]["id"]
+    assert "not acted as admin@redmine.test: admin is a Redmine administrator" in site.last_log_line()
+    site.write_config('[sender]\nfallback_user = "gateway"\nauthserv_id = "mx.m2r.test"\n')
+    vouched = make_mail(f"boss vouched {token}", sender="Redmine Admin <admin@redmine.test>",
+                        headers={"Authentication-Results": "mx.m2r.test; dkim=pass header.d=redmine.test"})
+    assert testbed.issue(filed_issue_id(site.deliver(vouched)), include="")["author"]["id"] == \
+        users(testbed)["admin"]["id"]
+    unvouched = make_mail(f"boss unvouched {token}", sender="Redmine Admin <admin@redmine.test>",
+                          headers={"Authentication-Results": "mx.m2r.test; dkim=fail header.d=redmine.test"})
+    assert testbed.issue(filed_issue_id(site.deliver(unvouched)), include="")["author"]["id"] == \
+        users(testbed)["gateway"]["id"]
+
+
+def test_a_keyword_cannot_poison_the_marker_field(site, testbed, token):
+    """Finding 10: a body line naming the marker field must not overwrite it, or the real
+    mail with that Message-ID is later taken for a duplicate."""
+    site.write_config(redmine='timeout = 10\nmarker_field = "Message-ID"',
+                      issue='project = "helpdesk"\ntracker = "Support"\nallow_override = ["all"]')
+    victim = f"victim.{token}@example.org"
+    poisoned = site.deliver(make_mail(f"poison {token}", f"Message-ID: <{victim}>\nPriority: High\nHello.",
+                                      sender="jsmith@example.net"))
+    issue = testbed.issue(filed_issue_id(poisoned), include="")
+    marker = next(f.get("value") for f in issue["custom_fields"] if f["id"] == testbed.info["custom_fields"]["Message-ID"])
+    assert marker and victim not in marker
+    assert issue["priority"]["name"] == "High"  # other keywords still apply
+    assert "'Message-ID' is kept by the gateway" in site.last_log_line()
+    real = site.deliver(make_mail(f"real {token}", "The real one.", sender="dlopes@example.net", msgid=victim))
+    assert filed_issue_id(real) != issue["id"]
+    assert testbed.issue(filed_issue_id(real), include="")["subject"] == f"real {token}"
+
+
+def test_keywords_keep_to_the_projects_the_gateway_serves(site, testbed, token):
+    """Finding 19: allow_override = ["all"] moves a new issue only among the served
+    projects, and a reply's keywords change only issues of served projects."""
+    private = make_project(testbed, f"k{token}", public=False)
+    site.write_config('[[route]]\nto = ["ops-desk@example.org"]\nproject = "ops"\n',
+                      issue='project = "helpdesk"\ntracker = "Support"\nallow_override = ["all"]')
+    moved = site.deliver(make_mail(f"move {token}", f"Project: {private['identifier']}\nHelp.",
+                                   sender="jsmith@example.net"))
+    assert testbed.issue(filed_issue_id(moved), include="")["project"]["id"] == testbed.info["projects"]["helpdesk"]
+    assert "is not one this gateway serves" in moved.log
+    to_ops = site.deliver(make_mail(f"to ops {token}", "Project: ops\nHelp.", sender="jsmith@example.net"))
+    assert testbed.issue(filed_issue_id(to_ops), include="")["project"]["id"] == testbed.info["projects"]["ops"]
+
+    member = make_user(testbed, f"v{token}", "Vera Member")
+    created(testbed, f"/projects/{private['id']}/memberships.json",
+            {"membership": {"user_id": member["id"], "role_ids": [testbed.info["roles"]["Manager"]]}}, "membership")
+    elsewhere = make_issue(testbed, f"elsewhere {token}", project=private["identifier"])
+    reply = site.deliver(make_mail(f"Re: [#{elsewhere}] x", "Priority: Urgent\nDone.", sender=member["mail"]))
+    assert filed_issue_id(reply) == elsewhere
+    issue = testbed.issue(elsewhere)
+    assert issue["journals"][-1]["user"]["id"] == member["id"]  # their own note, in their own right
+    assert issue["priority"]["name"] == "Normal"
+    assert "keywords ignored" in reply.log
+
+
+def test_a_configured_project_redmine_lacks_is_the_configs_fault(site, token):
+    """Finding 20: retried until the config is fixed, never quarantined as the mail's."""
+    site.write_config(issue='project = "Help desk"\ntracker = "Support"')
+    mail = make_mail(f"typo {token}")
+    for _ in range(4):  # more than [state] max_attempts
+        result = site.deliver(mail)
+        assert (result.returncode, result.stdout, result.stderr) == (75, "", "")
+        assert "fault=config" in site.last_log_line() and "'Help desk' does not exist" in site.last_log_line()
+    assert not list((site.state_dir / "quarantine").glob("*/*"))
+    site.write_config()
+    assert filed_issue_id(site.deliver(mail))
+
+
+def test_a_sub_address_naming_no_project_files_in_the_configured_one(site, testbed, token):
+    site.write_config(issue='project = "helpdesk"\ntracker = "Support"\nproject_from_subaddress = "desk@example.org"')
+    result = site.deliver(make_mail(f"sub {token}", to=f"desk+nosuch{token}@example.org"))
+    assert testbed.issue(filed_issue_id(result), include="")["project"]["id"] == testbed.info["projects"]["helpdesk"]
+    assert f"project 'nosuch{token}' of the sub-address unknown" in result.log
+
+
+def test_files_and_addresses_redmine_would_refuse_are_made_acceptable_or_left_out(site, testbed, token):
+    """Finding 15: a NUL or 2,500 characters in a file name, a NUL in an address and a
+    3,000-character From each stalled the whole mail as Redmine's fault."""
+    long_name = "r" * 2500 + ".txt"
+    mail = make_mail(f"odd names {token}", sender="x" * 3000 + "@example.org",
+                     headers={"Cc": "bad\x00addr@example.org, Dave Lopes <dlopes@example.net>"},
+                     attachments=[("a\x00b.txt", "text/plain", b"nul\n"), (long_name, "text/plain", b"long\n"),
+                                  ("fine.txt", "text/plain", b"fine\n")])
+    result = site.deliver(mail)
+    issue = testbed.issue(filed_issue_id(result), include="attachments,watchers")
+    names = sorted(a["filename"] for a in issue["attachments"])
+    assert names == sorted(["ab.txt", "r" * 251 + ".txt", "fine.txt"])
+    assert users(testbed)["dlopes"]["id"] in [w["id"] for w in issue["watchers"]]
+
+
+def test_five_thousand_recipients_are_filed_with_ten_looked_up(site, testbed, token):
+    """Finding 12: 5,000 Cc addresses made thousands of user look-ups and hit the deadline."""
+    cc = ", ".join([*(f"nobody{n}.{token}@example.org" for n in range(5000)), "dlopes@example.net"])
+    result = site.deliver(make_mail(f"crowd {token}", headers={"Cc": cc}))
+    issue = testbed.issue(filed_issue_id(result), include="watchers")
+    assert "more recipient(s) not looked up as watchers" in issue["description"]
+    assert issue["watchers"] == []  # dlopes came after the first ten

@@ -62,7 +62,8 @@ def recording_subprocess() -> Iterator[None]:
     def run(*args, **kwargs):
         result = original(*args, **kwargs)
         command = args[0] if args else kwargs.get("args")
-        label = " ".join(map(str, command))[:200] if isinstance(command, (list, tuple)) else str(command)[:200]
+        program = command[0] if isinstance(command, (list, tuple)) and command else command
+        label = f"run #{len(OUTPUTS) + 1} of {os.path.basename(str(program))[:60]}"  # never its arguments
         for stream in ("stdout", "stderr"):
             text = getattr(result, stream, None)
             if text:
