@@ -17,7 +17,7 @@ from . import identity, keywords, outsiders
 from .config import Settings
 from .errors import ConfigError, RedmineRefused
 from .identity import Acting, Ignored
-from .keyed import Keyed, Limits, merged, resolve_keywords
+from .keyed import Keyed, Limits, configured_project, merged, resolve_keywords
 from .mail import Mail
 from .maildir import keep_stopped
 from .plan import Attempt, Keyword, Outcome, Plan, PlannedAttachment, size_text
@@ -115,7 +115,7 @@ def _keyed_defaults(plan: Plan, site: Site, *, project_keywords: bool = True) ->
     is ignored; a configured value Redmine lacks everywhere is the config's mistake.
     *project_keywords* False: the mail's project keyword is not read."""
     resolver = site.resolver
-    base, base_warnings = _configured_project(plan, site)
+    base, base_warnings = configured_project(resolver, plan)
     mail_keywords = plan.keywords if project_keywords else _without_project(plan.keywords)
     keyed = resolve_keywords(resolver, base, mail_keywords, site.limits(plan))
     keyed = replace(keyed, warnings=(*base_warnings, *keyed.warnings))
@@ -136,26 +136,6 @@ def _keyed_defaults(plan: Plan, site: Site, *, project_keywords: bool = True) ->
 
 def _without_project(found: tuple[Keyword, ...]) -> tuple[Keyword, ...]:
     return tuple(k for k in found if k.attribute != "project")
-
-
-def _configured_project(plan: Plan, site: Site) -> tuple[str | None, tuple[str, ...]]:
-    """The project the mail goes to before its keywords, and a warning when a sub-address
-    named one that does not exist. A configured project Redmine lacks is the config's
-    mistake (retried until fixed); a sub-address's is the mail's, and the configured
-    project takes it."""
-    project = plan.project
-    if not project or site.resolver.find_project(project) is not None:
-        return project, ()
-    if project != plan.default_project:
-        if not plan.default_project:
-            raise RedmineRefused(f"project {project!r} of the sub-address does not exist or the key's user cannot "
-                                 "see it", status=404)
-        if site.resolver.find_project(plan.default_project) is not None:
-            return plan.default_project, (f"project {project!r} of the sub-address unknown: filed in "
-                                          f"{plan.default_project}",)
-        project = plan.default_project
-    raise ConfigError(f"project {project!r} does not exist in Redmine or the key's user cannot see it "
-                      "(run: m2r-deliver check)", key=plan.route)
 
 
 def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcome, Plan]:
@@ -381,27 +361,13 @@ def _file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
 
 
 def _outsider_refusal(plan: Plan, issue: IssueState, site: Site) -> str | None:
-    """Why a sender who is not acted as may not add a note to *issue* (None: they may):
-    only into a project the gateway serves and, unless [reply] outsiders = "anyone", only
-    when the issue records them (outsiders.py)."""
-    served = site.served(plan)
-    if served is not None and issue.project_id not in served:
-        return f"issue #{issue.id} is in a project this gateway does not serve"
-    if site.settings.reply_outsiders == "anyone":
-        return None
-    person = plan.author
+    """outsiders.refusal with what Redmine records of the issue and the sender."""
+    settings, person = site.settings, plan.author
     accounts = site.accounts((person.addr,)) if person else []
-    records = issue.records
-    if site.settings.requester_field:
-        field = site.resolver.custom_field(site.settings.requester_field)
-        if field is not None:
-            records = replace(records, requester_value=(issue.custom_values or {}).get(field["id"]))
-    if outsiders.recorded_as(person, accounts[0].id if accounts else None, records,
-                             site.settings.requester_header) is not None:
-        return None
-    who = person.addr if person else "a mail without a sender address"
-    return (f"{who} is not acted as and issue #{issue.id} does not record them as its requester or a participant "
-            "([reply] outsiders = requester)")
+    field = site.resolver.custom_field(settings.requester_field) if settings.requester_field else None
+    records = replace(issue.records, requester_value=(issue.custom_values or {}).get(field["id"]) if field else None)
+    return outsiders.refusal(person, accounts[0].id if accounts else None, issue.id, records, settings,
+                             served=site.served(plan), project_id=issue.project_id)
 
 
 def _answered_issue(plan: Plan, site: Site) -> tuple[tuple[IssueState, bool] | None, str | None]:

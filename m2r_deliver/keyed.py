@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
-from .plan import Keyword
+from .errors import ConfigError, RedmineRefused
+from .plan import Keyword, Plan
 
 
 class Names(Protocol):
@@ -74,6 +75,26 @@ class Limits:
     serves: Callable[[int], bool] | None = None
     #: Custom fields (by id) the gateway keeps for itself: the marker, the requester field.
     reserved_fields: frozenset[int] = frozenset()
+
+
+def configured_project(names: Names, plan: Plan) -> tuple[str | None, tuple[str, ...]]:
+    """The project a new issue goes to before its keywords, and a warning when the mail's
+    sub-address named one that does not exist. A configured project Redmine lacks is the
+    config's mistake (retried until fixed); a sub-address's is the mail's, and the
+    configured project takes it."""
+    project = plan.project
+    if not project or names.find_project(project) is not None:
+        return project, ()
+    if project != plan.default_project:
+        if not plan.default_project:
+            raise RedmineRefused(f"project {project!r} of the sub-address does not exist or the key's user cannot "
+                                 "see it", status=404)
+        if names.find_project(plan.default_project) is not None:
+            return plan.default_project, (f"project {project!r} of the sub-address unknown: filed in "
+                                          f"{plan.default_project}",)
+        project = plan.default_project
+    raise ConfigError(f"project {project!r} does not exist in Redmine or the key's user cannot see it "
+                      "(run: m2r-deliver check)", key=plan.route)
 
 
 def resolve_keywords(resolver: Names, project: str | None, keywords: tuple[Keyword, ...],

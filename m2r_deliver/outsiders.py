@@ -24,6 +24,7 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
+from .config import Settings
 from .plan import Person
 
 #: The first line of a note an outsider wrote ({requester}: ``Name <address>``).
@@ -71,6 +72,22 @@ def recorded_as(person: Person | None, account_id: int | None, records: Records,
         if account_id in records.journal_user_ids:
             return "the author of a note"
     return None
+
+
+def refusal(person: Person | None, account_id: int | None, issue_id: int, records: Records, settings: Settings, *,
+            served: frozenset[int] | None, project_id: int) -> str | None:
+    """Why *person*, not acted as, may not add a note to the issue (None: they may): only
+    into a project the gateway serves (*served*, None: any) and, unless [reply] outsiders
+    = "anyone", only when the issue records them."""
+    if served is not None and project_id not in served:
+        return f"issue #{issue_id} is in a project this gateway does not serve"
+    if settings.reply_outsiders == "anyone":
+        return None
+    if recorded_as(person, account_id, records, settings.requester_header) is not None:
+        return None
+    who = person.addr if person else "a mail without a sender address"
+    return (f"{who} is not acted as and issue #{issue_id} does not record them as its requester or a participant "
+            "([reply] outsiders = requester)")
 
 
 def first_line(text: str | None) -> str:

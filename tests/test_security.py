@@ -4,17 +4,12 @@ rules first, then each end to end against the test-bed Redmine (docs/security.md
 from __future__ import annotations
 
 import io
-import json
-import os
 import sqlite3
 import subprocess
-import time
-from pathlib import Path
 
-import pytest
 
 from conftest import console_script
-from mailfactory import as_new_message, make_mail
+from mailfactory import make_mail
 from secrets_scan import leaks
 from test_keyed import NAMES
 from testbed_data import created, filed_issue_id, make_issue, make_project, make_user
@@ -23,7 +18,7 @@ from m2r_deliver import identity, outsiders, route
 from m2r_deliver.config import Route, Settings
 from m2r_deliver.identity import Account, Acting
 from m2r_deliver.keyed import Limits, resolve_keywords
-from m2r_deliver.ledger import FILE_NAME, Ledger
+from m2r_deliver.ledger import Ledger
 from m2r_deliver.mail import parse
 from m2r_deliver.plan import Keyword, Person
 from m2r_deliver.read import read_message
