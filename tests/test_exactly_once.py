@@ -267,9 +267,11 @@ def test_temporary_failure_is_quarantined_after_retry_for(offline_site):
 
 
 def test_refused_mail_is_quarantined_and_replayed_after_the_fix(site, testbed, token):
-    configure(site, "marker", issue='project = "no-such-project"')
+    # a sub-address naming no project, with no configured one to fall back to: Redmine
+    # refuses the mail (a configured project it lacks would be the config's fault)
+    configure(site, "marker", issue='project_from_subaddress = "desk@example.org"')
     set_state(site, "max_attempts = 1")
-    mail = make_mail(f"replayed {token}")
+    mail = make_mail(f"replayed {token}", to="desk+no-such-project@example.org")
     assert_silent(site.deliver(mail), 0)
     assert decision(log_lines(site)[-1]) == "quarantined" and "no-such-project" in log_lines(site)[-1]
     [kept] = quarantined_files(site)
@@ -277,7 +279,8 @@ def test_refused_mail_is_quarantined_and_replayed_after_the_fix(site, testbed, t
     status = run(site, "status")
     assert "quarantined 1" in status.stdout and "1 waiting in new/" in status.stdout
 
-    site.config_path.write_text(site.config_path.read_text().replace("no-such-project", "helpdesk"))
+    site.config_path.write_text(site.config_path.read_text().replace('project_from_subaddress = "desk@example.org"',
+                                                                     'project = "helpdesk"'))
     replayed = run(site, "replay")
     assert replayed.returncode == 0, replayed.stdout
     issue = the_one_issue(testbed, token)

@@ -114,7 +114,9 @@ def test_a_notification_stripped_of_redmine_headers_is_known_by_its_emission_add
     kept = [h for h in re.split(rb"\r\n(?![ \t])", headers)
             if not re.match(rb"(?i)(x-mailer|x-redmine-|message-id|auto-submitted|list-id|x-auto-response)", h)]
     stripped = b"\r\n".join(kept) + f"\r\nMessage-ID: <{token}@relay.example.org>".encode() + b"\r\n\r\n" + body
-    # Without the emission address no guard knows it; its subject tag makes it a reply.
+    # Without the emission address no guard knows it; its subject tag makes it a reply
+    # (a note, where the sender, who has no account, may add one to any issue).
+    site.write_config('[reply]\noutsiders = "anyone"\n')
     assert json.loads(site.deliver(stripped, "--dry-run").stdout)["action"] == "note"
     site.write_config('[guard]\nredmine_from = ["redmine@redmine.test"]\n')
     line = assert_dropped(site.deliver(stripped), "redmine_own")
