@@ -143,6 +143,8 @@ def plan_note(mail: Mail, settings: Settings, refs: tuple[ThreadRef, ...], new: 
     # Keywords in a reply change the issue (``Status: Resolved`` closes it), under the same
     # allow_override rules; a reply never moves the issue to another project.
     found, warnings = keywords.find(notes, settings.allow_override, project_given=True)
+    from . import identity  # loaded by plan_issue already: a note is planned with its new issue
+
     _, not_looked_up = identity.watchers(mail, settings)
     if not_looked_up:
         notes = f"{notes}\n\n{not_looked_up}" if notes else not_looked_up

@@ -8,11 +8,11 @@ import sqlite3
 import subprocess
 
 
-from conftest import console_script
-from mailfactory import make_mail
-from secrets_scan import leaks
+from support.mails import make_mail
+from support.paths import console_script
+from support.secretscan import leaks
+from support.testbed import created, filed_issue_id, make_issue, make_project, make_user
 from test_keyed import NAMES
-from testbed_data import created, filed_issue_id, make_issue, make_project, make_user
 
 from m2r_deliver import identity, outsiders, route
 from m2r_deliver.config import Route, Settings
