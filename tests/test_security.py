@@ -9,10 +9,10 @@ import subprocess
 
 
 from support.mails import make_mail
+from support.names import NAMES
 from support.paths import console_script
 from support.secretscan import leaks
 from support.testbed import created, filed_issue_id, make_issue, make_project, make_user
-from test_keyed import NAMES
 
 from m2r_deliver import identity, outsiders, route
 from m2r_deliver.config import Route, Settings
