@@ -88,17 +88,16 @@ def _attribution_span(lines: list[str], start: int) -> int:
 
 
 def _quote_follows(lines: list[str], start: int) -> bool:
-    for line in lines[start:]:
-        if line.strip():
-            return bool(_QUOTED.match(line))
+    for number in range(start, len(lines)):  # no slice: a copy per line would be quadratic
+        if lines[number].strip():
+            return bool(_QUOTED.match(lines[number]))
     return False
 
 
 def _drop_quotes(lines: list[str]) -> list[str]:
     """Drop the trailing quote; drop every quote when the reply is one block of text
     above or below it; keep the quotes of an interleaved answer."""
-    while lines and (not lines[-1].strip() or _QUOTED.match(lines[-1])):
-        lines = lines[:-1]
+    lines = _without_tail(lines, lambda line: not line.strip() or bool(_QUOTED.match(line)))
     if _text_blocks(lines) <= 1:
         return [line for line in lines if not _QUOTED.match(line)]
     return lines
@@ -120,9 +119,15 @@ def _cut_signature(lines: list[str]) -> list[str]:
             if len(lines) - number - 1 <= _SIGNATURE_LINES:
                 lines = lines[:number]
             break
-    while lines and (not lines[-1].strip() or _TRAILERS.match(lines[-1])):
-        lines = lines[:-1]
-    return lines
+    return _without_tail(lines, lambda line: not line.strip() or bool(_TRAILERS.match(line)))
+
+
+def _without_tail(lines: list[str], drop) -> list[str]:
+    """*lines* without the trailing lines for which *drop* is true (one copy, not one per line)."""
+    end = len(lines)
+    while end and drop(lines[end - 1]):
+        end -= 1
+    return lines[:end]
 
 
 def _tidy(lines: list[str]) -> str:

@@ -25,7 +25,11 @@ from .states import Via
 _TOKEN = Pattern(r"^redmine\.([a-z0-9_]+)-(\d+)\.(\d+)(?:\.[a-f0-9]+)?@")
 #: The start of the Message-IDs of mail the program sends (outgoing/tokens.py reads them whole).
 _OUR_TOKEN = Pattern(r"^m2r\.[a-z]+-\d", re.IGNORECASE)
-_SUBJECT_TAG = Pattern(r"\[(?:[^\]]*\s+)?#(\d+)\]")
+#: Redmine's subject tag is ``\[(?:[^\]]*\s+)?#(\d+)\]``; that expression backtracks
+#: quadratically over a long run of spaces or brackets, so subject_issue_id finds the same
+#: first match in one pass from these two.
+_TAG_END = Pattern(r"#(\d+)\]")
+_BRACKET = Pattern(r"[\[\]]")
 #: How far before a note's Message-ID time (whole seconds) its issue may have been saved.
 _CLOCK_SLACK = timedelta(seconds=5)
 
@@ -66,8 +70,20 @@ def references(mail: Mail, own_issue: OwnIssueLookup = issue_of_own_message,
 
 
 def subject_issue_id(subject: str) -> int | None:
-    match = _SUBJECT_TAG.search(subject or "")
-    return int(match.group(1)) if match else None
+    """The issue number of the first ``[… #N]`` tag: a "#N]" right after a "[", or after
+    white space inside an open "[" (no "]" since it)."""
+    subject = subject or ""
+    brackets = _BRACKET.finditer(subject)
+    bracket = next(brackets, None)
+    inside = False
+    for tag in _TAG_END.finditer(subject):
+        while bracket and bracket.start() < tag.start():
+            inside = bracket.group() == "["
+            bracket = next(brackets, None)
+        before = subject[tag.start() - 1] if tag.start() else ""
+        if inside and (before == "[" or before.isspace()):
+            return int(tag.group(1))
+    return None
 
 
 def _token_ref(message_id: str) -> ThreadRef | None:

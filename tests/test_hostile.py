@@ -1,0 +1,104 @@
+"""Hostile and malformed mail: whatever the bytes, delivery ends in 0 or 75, silently, with a
+ledger row, in bounded time and memory. Each test reproduces one way a mail used to break
+that (README: "Hostile input"); the fuzzing layer in tests/fuzz/ generates many more.
+
+Where a bound on work is the point, the work runs in a child process under a CPU-time
+limit far above what linear code needs (a quadratic one needs hours): a kill by the
+limit fails the test, nothing is timed.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import console_script
+
+#: CPU seconds a child may use: linear code needs well under one for these inputs.
+CPU_LIMIT = 30
+
+
+def within_cpu_limit(code: str, seconds: int = CPU_LIMIT) -> subprocess.CompletedProcess:
+    """Run *code* in a child Python limited to *seconds* of CPU (SIGXCPU kills it past that)."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          preexec_fn=limit, timeout=seconds * 4)
+
+
+def deliver(site, mail: bytes, *args: str, cpu: int | None = None) -> subprocess.CompletedProcess:
+    """The installed entry point, as the mail system runs it (optionally under a CPU limit)."""
+    def limit():
+        if cpu:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+
+    return subprocess.run([console_script(), "--config", str(site.config_path), *args], input=mail,
+                          capture_output=True, preexec_fn=limit, timeout=120,
+                          env={**os.environ, "HOME": str(site.home)})
+
+
+def assert_silent(proc: subprocess.CompletedProcess, *statuses: int) -> None:
+    assert proc.returncode in (statuses or (0, 75)), proc
+    assert proc.stdout in (b"", "") and proc.stderr in (b"", ""), proc
+
+
+def log_lines(site) -> list[str]:
+    return site.log_file.read_text(encoding="utf-8").splitlines() if site.log_file.exists() else []
+
+
+def ledger_rows(site) -> list[tuple]:
+    path = site.state_dir / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT key, state, fault, error FROM deliveries").fetchall()
+
+
+def mail(headers: str = "", body: bytes = b"text\n", *, raw_headers: bytes = b"") -> bytes:
+    base = "From: Ann <ann@example.org>\nTo: help@example.org\nSubject: hostile\nMessage-ID: <hostile-1@example.org>\n"
+    return (base + headers).encode() + raw_headers + b"\n" + body
+
+
+# --- 1, 2: work linear in the input -----------------------------------------------------
+
+def test_nested_html_lists_make_text_linear_in_the_input():
+    """Finding 1: each item of N nested lists was indented by N levels (N² text)."""
+    from m2r_deliver.htmltext import MAX_INDENT, html_to_text
+
+    depth = 20_000
+    text = html_to_text("<ul><li>x" * depth)
+    assert text.count("* x") == depth
+    assert len(text) <= depth * (len("\n* x") + 2 * MAX_INDENT)
+
+
+@pytest.mark.parametrize("shape", [
+    "html_to_text('<a ' * 400_000)",  # the library's HTMLParser: quadratic attribute scanning
+    "html_to_text('<!--' * 300_000)",
+    "strip_reply('x\\n' + '\\n' * 2_000_000)",  # trailing blank lines dropped one copy at a time
+    "strip_reply('x\\n' + 'Sent from my phone\\n' * 300_000)",
+    "subject_issue_id('[ ' * 300_000)",  # Redmine's subject-tag expression backtracks
+    "subject_issue_id('[' + ' ' * 600_000 + '#1')",
+])
+def test_text_processing_is_linear_in_the_input(shape):
+    """Finding 2: shapes that took time quadratic in their size finish well inside a CPU limit."""
+    proc = within_cpu_limit(f"""
+        from m2r_deliver.htmltext import html_to_text
+        from m2r_deliver.quotes import strip_reply
+        from m2r_deliver.thread import subject_issue_id
+        {shape}
+        print("done")
+    """)
+    assert proc.returncode == 0 and proc.stdout == "done\n", (proc.returncode, proc.stderr[-500:])
+
+
+def test_html_tokenizer_reads_what_the_converter_needs():
+    from m2r_deliver.htmltext import html_to_text
+
+    html = ("<P>One &amp; two<BR>three</P><script>if (a<b) x()</script><!-- hidden -->"
+            "<a title='x>y' href=\"https://example.org/a\">link</a><ol><li>a<li>b</ol>a < b")
+    assert html_to_text(html) == "One & two\nthree\n\nlink <https://example.org/a>\n\n1. a\n2. b\na < b"
