@@ -218,8 +218,8 @@ class Ledger:
             self.db.execute(
                 "UPDATE deliveries SET state = ?, last_at = ?, refusals = refusals + ?, unsure_since = ?,"
                 " pid = NULL, host = NULL, started_at = NULL, fault = ?, error = ? WHERE key = ?",
-                (state, time.time(), 0 if failure.temporary else 1, unsure_since, failure.fault, failure.reason,
-                 key))
+                (state, time.time(), 0 if failure.temporary else 1, unsure_since, failure.fault,
+                 storable(failure.reason), key))
             return self._written(key)
 
     def admit(self, sender: str, message: str, *, limit: int, window: float, record: bool = True) -> int | None:
@@ -347,6 +347,12 @@ def _upgrade(db: sqlite3.Connection, old_rate_limit: Path) -> None:
                 os.unlink(f"{old_rate_limit}{suffix}")
             except OSError:
                 pass
+
+
+def storable(text: str) -> str:
+    """*text* as SQLite can store it: a reason may quote raw bytes of a mail, which Python
+    keeps as lone surrogates that no UTF-8 encoder accepts."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @contextmanager

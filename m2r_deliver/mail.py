@@ -23,6 +23,7 @@ from .errors import MailError
 from .read import Received
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
+_ADDRESS_WORD = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 #: Characters handed to the parser, and decoded, at a time.
 _SLICE = 1 << 20
@@ -108,7 +109,10 @@ def parse(received: Received) -> Mail:
         raise MailError("empty input: no message on stdin")
     msg = _parse_slices(received.chunks())
     headers = tuple((name.lower(), charsets.decode_header(value)) for name, value in msg.raw_items())
-    raw = {name.lower(): value for name, value in reversed(list(msg.raw_items()))}
+    # Raw 8-bit bytes (RFC 6532 UTF-8 headers, or junk) come back from the parser as
+    # surrogates: read as the text they spell, so none reaches a lookup, the ledger or a log.
+    raw = {name.lower(): charsets.recover_8bit(value) for name, value in reversed(list(msg.raw_items()))
+           if isinstance(value, str)}
     plain, html = _bodies(msg)
     return Mail(
         message_id=first_msgid(raw.get("message-id")),
@@ -154,11 +158,22 @@ def first_msgid(value: str | None) -> str | None:
 
 def _split_addresses(values: list[str]) -> list[tuple[str, str]]:
     """Address syntax is ASCII: split the raw value and decode display names afterwards.
-    Some mailers encode the whole header, address included; that is decoded first."""
-    pairs = email.utils.getaddresses(values)
+    Some mailers encode the whole header, address included; that is decoded first. Raw
+    8-bit bytes (RFC 6532: ``José <josé@exämple.org>`` in UTF-8) are read as text first."""
+    values = [charsets.recover_8bit(v) for v in values if isinstance(v, str)]
+    pairs = _getaddresses(values)
     if not any("@" in addr for _, addr in pairs) and any("=?" in v for v in values):
-        pairs = email.utils.getaddresses([charsets.decode_header(v) for v in values])
+        pairs = _getaddresses([charsets.decode_header(v) for v in values])
     return [(charsets.decode_header(name), addr.lower()) for name, addr in pairs if "@" in addr]
+
+
+def _getaddresses(values: list[str]) -> list[tuple[str, str]]:
+    """The library's address parser, or, where it fails (it recurses once per group
+    ``name:`` and gives up on a thousand of them), every word with an "@" in it."""
+    try:
+        return email.utils.getaddresses(values)
+    except (RecursionError, ValueError, IndexError):
+        return [("", word) for value in values for word in _ADDRESS_WORD.findall(value)]
 
 
 def _addresses(msg: Message, name: str) -> tuple[str, ...]:
@@ -172,7 +187,7 @@ def _first_address(value: str | None) -> Address | None:
 
 def _envelope_sender(received: Received, return_path: str | None) -> str | None:
     if return_path is not None:
-        addr = email.utils.parseaddr(return_path)[1]
+        addr = email.utils.parseaddr(charsets.recover_8bit(return_path))[1]
         return addr.lower() if addr else ""  # "<>" is the null sender
     if received.mbox_sender is not None:
         return received.mbox_sender.lower()

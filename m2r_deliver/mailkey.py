@@ -4,7 +4,9 @@ receives a copy, whatever trace headers each path added.
 
 The key is the Message-ID in angle brackets when it is usable; otherwise a digest of the
 parts of the message its sender wrote (origin headers and body), not of the parts the
-mail system adds on the way.
+mail system adds on the way. A message without any origin header (text piped by a
+script, binary junk, a first paragraph that is not headers) is digested whole, trace
+headers aside: two different ones must not share a key, nor share one with empty input.
 """
 
 from __future__ import annotations
@@ -25,18 +27,30 @@ MIN_LOCAL_PART = 6
 #: Longer keys do not fit comfortably in a Redmine custom field and a query string.
 MAX_KEY = 250
 
+#: Added on the way, not by the sender: left out of the digest of a message without origin headers.
+TRACE_HEADERS = (b"received", b"return-path", b"delivered-to", b"x-original-to", b"envelope-to",
+                 b"x-envelope-from", b"x-envelope-to")
+
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+#: One header field with its continuation lines.
+_HEADER_LINE = re.compile(rb"([!-9;-~]+)[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*")
 
 
 def delivery_key(received: Received) -> str:
     head, body_at = _header_block(received)
     headers = _headers(head)
-    msgid = first_msgid(headers.get("message-id")) if headers is not None else None
+    msgid = first_msgid(_raw_value(headers, "message-id"))
     if usable_message_id(msgid):
         return f"<{msgid}>"
     import hashlib  # most mail has a usable Message-ID
 
-    digest = hashlib.sha256(_origin(headers) + b"\n\n")
+    origin = _origin(headers)
+    if not origin:
+        digest = hashlib.sha256(WHOLE)
+        for piece in received.chunks(received.start + _trace_end(head)):
+            digest.update(piece)
+        return "sha256:" + digest.hexdigest()
+    digest = hashlib.sha256(origin + b"\n\n")
     if body_at is not None:
         for piece in _body_lines(received.chunks(received.start + body_at)):
             digest.update(piece)
@@ -54,8 +68,34 @@ def canonical(message: bytes, headers) -> bytes:
     """The origin headers (unfolded, whitespace collapsed) and the body (line ends and
     trailing blanks normalised): what stays the same across delivery paths. (The key
     is its digest, computed a slice at a time by delivery_key.)"""
+    origin = _origin(headers)
+    if not origin:
+        return WHOLE + message[_trace_end(message):]
     split = _HEADER_END.search(message)
-    return _origin(headers) + b"\n\n" + b"".join(_body_lines([message[split.end():]] if split else []))
+    return origin + b"\n\n" + b"".join(_body_lines([message[split.end():]] if split else []))
+
+
+#: What the digest of a message without origin headers starts with.
+WHOLE = b"whole message\n"
+
+
+def _trace_end(head: bytes) -> int:
+    """Where *head* goes on after the trace header fields at its top (each with its folded lines)."""
+    start = 0
+    while match := _HEADER_LINE.match(head, start):
+        if match.group(1).lower() not in TRACE_HEADERS:
+            break
+        start = match.end()
+    return start
+
+
+def _raw_value(headers, name: str) -> str | None:
+    """The first *name* field as the parser read it: the library's accessor turns one with
+    raw 8-bit bytes into an object the Message-ID syntax cannot be read from."""
+    if headers is None:
+        return None
+    value = next((value for key, value in headers.raw_items() if key.lower() == name), None)
+    return value if isinstance(value, str) else None
 
 
 def _origin(headers) -> bytes:
@@ -101,5 +141,7 @@ def _header_block(received: Received) -> tuple[bytes, int | None]:
 def _headers(head: bytes):
     try:
         return email.parser.BytesHeaderParser().parsebytes(head)  # compat32, the lenient policy
+    except MemoryError:  # the same mail must get the same key: this attempt fails instead
+        raise
     except Exception:  # a header block even the lenient parser rejects: the digest still works
         return None

@@ -102,3 +102,76 @@ def test_html_tokenizer_reads_what_the_converter_needs():
     html = ("<P>One &amp; two<BR>three</P><script>if (a<b) x()</script><!-- hidden -->"
             "<a title='x>y' href=\"https://example.org/a\">link</a><ol><li>a<li>b</ol>a < b")
     assert html_to_text(html) == "One & two\nthree\n\nlink <https://example.org/a>\n\n1. a\n2. b\na < b"
+
+
+# --- 3, 4: raw 8-bit bytes in Message-ID and addresses -----------------------------------
+
+@pytest.mark.parametrize("raw_headers", [
+    b"Message-ID: <caf\xe9-2026@example.org>\n",  # the key computation met a Header object
+    b"From: Jos\xc3\xa9 <jos\xc3\xa9@ex\xc3\xa4mple.org>\n",  # RFC 6532: a legitimate UTF-8 address
+    b"From: \xff\xfe@\x80.example\nCc: \xe9t\xe9@example.org\n",  # junk 8-bit
+], ids=["message-id", "rfc6532", "junk"])
+def test_raw_8bit_headers_end_in_a_classified_recorded_attempt(offline_site, raw_headers):
+    """Findings 3, 4: the attempt is recorded and logged as Redmine's fault (the closed
+    port), not crashed on before the claim or on the way into SQLite or the log."""
+    base = mail(raw_headers=raw_headers)
+    for name in (b"Message-ID: ", b"From: "):
+        if name in raw_headers:  # replaces the plain one
+            start = base.index(name)
+            base = base[:start] + base[base.index(b"\n", start) + 1:]
+    proc = deliver(offline_site, base)
+    assert_silent(proc, 75)
+    [(key, state, fault, error)] = ledger_rows(offline_site)
+    assert (state, fault) == ("failed", "redmine"), error
+    [line] = log_lines(offline_site)
+    assert "fault=redmine" in line
+
+
+def test_rfc6532_addresses_are_read_as_text():
+    from m2r_deliver.mail import parse
+    from m2r_deliver.read import Received
+
+    data = "From: José <josé@exämple.org>\nTo: Zoë <zoë@example.org>\nSubject: x\n\nbody\n".encode()
+    parsed = parse(Received(data, data))
+    assert parsed.sender.addr == "josé@exämple.org" and parsed.sender.name == "José"
+    assert parsed.to == ("zoë@example.org",)
+
+
+def test_a_thousand_address_groups_are_read_not_crashed_on():
+    """The library's address parser recurses once per ``name:`` group."""
+    from m2r_deliver.mail import parse
+    from m2r_deliver.read import Received
+
+    data = b"From: a@example.org\nTo: " + b"team:" * 3000 + b" bob@example.org;\nSubject: x\n\nbody\n"
+    assert parse(Received(data, data)).to == ("bob@example.org",)
+
+
+# --- 5: mail without origin headers ---------------------------------------------------------
+
+def key_of(data: bytes) -> str:
+    from m2r_deliver.mailkey import delivery_key
+    from m2r_deliver.read import read_message
+    import io
+
+    return delivery_key(read_message(io.BytesIO(data)))
+
+
+def test_headerless_inputs_have_keys_of_their_own():
+    """Finding 5: text piped by a script, binary junk and a paragraph that is not headers
+    all hashed like empty input, so the second was answered "duplicate" and lost."""
+    inputs = [b"", b"backup finished\n", b"backup failed\n", b"\x00\xff\xfe binary", b"just a line\n\nand more\n"]
+    assert len({key_of(data) for data in inputs}) == len(inputs)
+
+
+def test_headerless_key_leaves_trace_headers_out():
+    text = b"nightly report: 3 errors\n"
+    via_postfix = b"From MAILER-DAEMON Mon Nov 30 10:00:00 2026\nReturn-Path: <>\nDelivered-To: help@example.org\n" + text
+    via_procmail = b"Received: from localhost\n\tby host; Mon, 30 Nov 2026\nX-Original-To: help@example.org\n" + text
+    assert key_of(text) == key_of(via_postfix) == key_of(via_procmail)
+
+
+def test_two_headerless_mails_are_two_deliveries(offline_site):
+    for text in (b"first script output\n", b"second script output\n"):
+        assert_silent(deliver(offline_site, text))
+    assert len(ledger_rows(offline_site)) == 2
+    assert not any("duplicate" in line for line in log_lines(offline_site))
