@@ -20,14 +20,25 @@ from .plan import Outcome, Plan
 from .states import Action, Decision
 
 
-def _quote(value: object) -> str:
-    text = str(value).replace("\n", " ")
-    return f'"{text}"' if (" " in text or '"' in text or not text) else text
+def escape(value: object) -> str:
+    """One field value that no mail content can break out of: backslash and double quote
+    escaped, every character that is not printable (line ends, control characters, the
+    lone surrogates that stand for raw 8-bit bytes) written as a backslash escape; quoted
+    when it holds a space or an "=" (or is empty), so ``decision=filed`` in a Message-ID
+    stays inside its field."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else _escaped(ch) for ch in text)
+    return f'"{text}"' if (" " in text or "=" in text or not text) else text
+
+
+def _escaped(ch: str) -> str:
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch) or ch.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def summary(**fields: object) -> str:
     """``key=value`` pairs in a fixed order, quoted where needed: one grep-able line."""
-    return " ".join(f"{key}={_quote(value)}" for key, value in fields.items() if value is not None)
+    return " ".join(f"{key}={escape(value)}" for key, value in fields.items() if value is not None)
 
 
 def delivery_line(mail: Mail | None, key: str | None, plan: Plan | None, outcome: Outcome | None,
@@ -84,7 +95,7 @@ def emit(line: str, settings: Settings | None, *, failed: bool = False, verbose:
 
             syslog.openlog("m2r-deliver", syslog.LOG_PID, syslog.LOG_MAIL)
             syslog.syslog(syslog.LOG_WARNING if failed else syslog.LOG_INFO, line)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL or an unencodable character
             pass
     if log_file:
         try:
@@ -92,13 +103,13 @@ def emit(line: str, settings: Settings | None, *, failed: bool = False, verbose:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             with open(log_file, "a", encoding="utf-8") as out:
                 out.write(f"{stamp} m2r-deliver[{os.getpid()}]: {line}\n")
-        except OSError:
+        except (OSError, ValueError):
             pass
     stream = stderr if stderr is not None else sys.stderr
     if verbose or _is_terminal(stream):
         try:
             print(f"m2r-deliver: {line}", file=stream)
-        except OSError:
+        except (OSError, ValueError):
             pass
 
 

@@ -175,3 +175,46 @@ def test_two_headerless_mails_are_two_deliveries(offline_site):
         assert_silent(deliver(offline_site, text))
     assert len(ledger_rows(offline_site)) == 2
     assert not any("duplicate" in line for line in log_lines(offline_site))
+
+
+# --- 14, 17: the log line ------------------------------------------------------------------
+
+_FIELD = r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s"]+)(?:\s|$)'
+
+
+def fields_of(line: str) -> list[tuple[str, str]]:
+    """The key=value fields of a log line, read the way a log parser reads them."""
+    import re
+
+    body = line.split("]: ", 1)[-1]
+    found = re.findall(_FIELD, body)
+    assert " ".join(f"{k}={v}" for k, v in found) == body, "the line does not parse into fields"
+    return found
+
+
+def test_log_fields_cannot_be_forged_by_mail_content():
+    """Finding 17: quotes in a bare Message-ID closed the field and added others."""
+    from m2r_deliver.log import summary
+
+    hostile = 'abc" decision=filed issue=#1 x="'
+    line = summary(msgid=hostile, decision="tempfail", error='a\nfault=ours\r\x00\x85\u2028 \\" end')
+    assert [key for key, _ in fields_of(line)] == ["msgid", "decision", "error"]
+    assert "\n" not in line and "\r" not in line and "\u2028" not in line and "\x85" not in line
+
+
+def test_a_bare_message_id_does_not_add_log_fields(offline_site):
+    data = mail().replace(b"<hostile-1@example.org>", b'abc" decision=filed issue=#1')
+    assert_silent(deliver(offline_site, data), 75)
+    [line] = log_lines(offline_site)
+    keys = [key for key, _ in fields_of(line)]
+    assert keys.count("decision") == 1 and "issue" not in keys and dict(fields_of(line))["decision"] == "tempfail"
+
+
+def test_raw_8bit_sender_of_a_dropped_mail_is_logged_and_the_mail_dropped(offline_site):
+    """Finding 14: raw 8-bit bytes in the log line failed the log write after the mail was
+    dropped, so it exited 75 and the real line was lost."""
+    data = mail(raw_headers=b"Auto-Submitted: auto-replied\n").replace(
+        b"From: Ann <ann@example.org>", b"From: \xc5nn <\xe5nn\xff@example.org>")
+    assert_silent(deliver(offline_site, data), 0)
+    [line] = log_lines(offline_site)  # read as UTF-8: no surrogate reached the file
+    assert dict(fields_of(line))["decision"] == "dropped" and "guard=auto_submitted" in line
