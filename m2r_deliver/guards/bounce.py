@@ -7,6 +7,8 @@ and is imported only then, so most mail never pays for it.
 
 from __future__ import annotations
 
+import logging
+
 from ..config import Settings
 from ..mail import Mail
 from .bounce_signs import SIGNS, Sign
@@ -38,7 +40,11 @@ class Bounce:
 
 def failed_recipients(mail: Mail) -> set[bytes]:
     """The addresses flufl.bounce reports as failed, temporarily or permanently. A detector
-    that raises on odd input is no confirmation (and must not fail the delivery)."""
+    that raises on odd input is no confirmation (and must not fail the delivery).
+
+    flufl.bounce logs such an exception itself before raising it; with no logging set up,
+    Python would print it on stderr, which some mail systems count as a failed delivery."""
+    quiet_library_log("flufl.bounce")
     from flufl.bounce import all_failures
 
     try:
@@ -46,3 +52,11 @@ def failed_recipients(mail: Mail) -> set[bytes]:
     except Exception:  # flufl.bounce's detectors raise whatever their parsing meets
         return set()
     return set(temporary) | set(permanent)
+
+
+def quiet_library_log(name: str) -> None:
+    """Keep a library's own log records (*name* and below) from ever reaching stderr."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
