@@ -129,9 +129,13 @@ class InternalError(DeliveryError):
 
 
 def classify(exc: BaseException) -> DeliveryError:
-    """Wrap anything unexpected so that nothing escapes unclassified."""
+    """Wrap anything unexpected so that nothing escapes unclassified. Running out of
+    memory under the process's ceiling (entry.MEMORY_LIMIT) is the mail's doing: the same
+    mail would need as much again on every attempt."""
     if isinstance(exc, DeliveryError):
         return exc
+    if isinstance(exc, MemoryError):
+        return MailError("the mail needs more memory than the process may use (entry.MEMORY_LIMIT)")
     return InternalError(f"{type(exc).__name__}: {exc}")
 
 

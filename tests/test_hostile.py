@@ -218,3 +218,86 @@ def test_raw_8bit_sender_of_a_dropped_mail_is_logged_and_the_mail_dropped(offlin
     assert_silent(deliver(offline_site, data), 0)
     [line] = log_lines(offline_site)  # read as UTF-8: no surrogate reached the file
     assert dict(fields_of(line))["decision"] == "dropped" and "guard=auto_submitted" in line
+
+
+# --- 6: nothing on stderr, whatever a library logs ---------------------------------------
+
+def test_a_bounce_detector_failing_prints_nothing(offline_site):
+    """Finding 6: flufl.bounce logs its detectors' exceptions itself (a From with raw 8-bit
+    bytes sent to a ``-bounces@`` address); without logging set up, Python printed it."""
+    data = mail().replace(b"From: Ann <ann@example.org>", b"From: \xc5nn <ann@example.org>").replace(
+        b"To: help@example.org", b"To: help-bounces@example.org")
+    assert_silent(deliver(offline_site, data))
+    assert len(ledger_rows(offline_site)) == 1
+
+
+# --- 16: SIGTERM at any moment --------------------------------------------------------------
+
+def test_sigterm_is_handled_before_the_first_import_of_the_entry_point():
+    """Finding 16: a SIGTERM during the start-up imports ended the process by the signal
+    (143). The console script's entry point is loaded as the installed script loads it;
+    every module imported on the way must see SIGTERM handled already."""
+    proc = within_cpu_limit("""
+        import importlib.metadata, signal, sys
+
+        seen = []
+
+        class Watch:
+            def find_spec(self, name, path=None, target=None):
+                seen.append((name, signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)))
+
+        [script] = importlib.metadata.entry_points(group="console_scripts", name="m2r-deliver")
+        module, _, function = script.value.partition(":")
+        sys.meta_path.insert(0, Watch())
+        entry = __import__(module, fromlist=[function])
+        sys.argv = ["m2r-deliver", "--version"]
+        try:
+            getattr(entry, function)()
+        except SystemExit:
+            pass
+        unhandled = [name for name, default in seen if default and name not in ("m2r_deliver", module)]
+        print(len(seen), unhandled)
+    """)
+    count, unhandled = proc.stdout.splitlines()[-1].split(" ", 1)
+    assert int(count) > 10 and unhandled.strip() == "[]", proc.stdout + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("extra_delay", [0.0, 0.01, 0.03, 0.08])
+def test_sigterm_during_start_up_ends_in_75(offline_site, extra_delay):
+    import signal
+    import time
+
+    proc = subprocess.Popen([console_script(), "--config", str(offline_site.config_path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "HOME": str(offline_site.home)})
+    status = f"/proc/{proc.pid}/status"
+    while True:  # the moment the process catches SIGTERM: interpreter start-up is over
+        caught = next((line for line in open(status) if line.startswith("SigCgt:")), "SigCgt: 0")
+        if int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+            break
+        time.sleep(0.0005)
+    time.sleep(extra_delay)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(mail(), timeout=60)
+    assert (proc.returncode, out, err) == (75, b"", b"")
+
+
+# --- memory ceiling ------------------------------------------------------------------------
+
+def test_running_out_of_memory_is_the_mails_fault_recorded_then_quarantined(offline_site):
+    """A mail that needs more memory than the ceiling raises MemoryError (not a kill by the
+    kernel), which is refused as the mail's fault, counted, and quarantined at
+    max_attempts. The ceiling is lowered here so that a 30 MB mail crosses it."""
+    data = mail(raw_headers=b"Content-Type: text/html\n", body=b"<p>hello world " * (30 << 16))
+    run = [sys.executable, "-c", "import sys, m2r_deliver.entry as e; e.MEMORY_LIMIT = 250 << 20; sys.exit(e.main())",
+           "--config", str(offline_site.config_path)]
+    statuses = []
+    for _ in range(3):
+        proc = subprocess.run(run, input=data, capture_output=True, timeout=120,
+                              env={**os.environ, "HOME": str(offline_site.home)})
+        assert proc.stdout == b"" and proc.stderr == b"", proc.stderr[-2000:]
+        statuses.append(proc.returncode)
+    assert statuses == [75, 75, 0]
+    [(key, state, fault, error)] = ledger_rows(offline_site)
+    assert (key, state, fault) == ("<hostile-1@example.org>", "quarantined", "mail") and "memory" in error
+    assert len(list((offline_site.state_dir / "quarantine" / "new").iterdir())) == 1
