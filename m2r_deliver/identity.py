@@ -24,6 +24,10 @@ from .mail import Mail
 from .plan import Person
 
 NEW_ISSUE_PERMISSIONS = ("add_issues",)
+#: RFC 8601 fields: folding undone, then anything but printable ASCII, SP and HTAB voids the field.
+_UNFOLD = re.compile(r"\r?\n(?=[ \t])")
+_NOT_TEXT = re.compile(r"[^\t\x20-\x7e]")
+_SP_HTAB = re.compile(r"[ \t]+")
 NOTE_PERMISSIONS = ("add_issue_notes", "edit_issues")  # either will do, as in Redmine
 _LOGIN = Pattern(r"^[a-z0-9_\-@.]{1,60}$", re.I)  # Redmine's login format and length
 _NAME_LIMIT = 30  # Redmine's firstname/lastname columns
@@ -108,15 +112,19 @@ def authenticate(mail: Mail, authserv_id: str | None) -> tuple[bool, str | None]
     8601) must show dkim=pass for the From domain or a parent of it, spf=pass for a
     MAIL FROM in such a domain, or dmarc=pass for the From domain. The receiving MX must
     remove such headers that arrive from outside (RFC 8601 section 5); every header of
-    that host is read.
+    that host is read, as RFC 8601 defines it: from the raw field (no RFC 2047 decoding,
+    which would let an encoded word pass for the host's name), the authserv-id a token
+    ended only by SP, HTAB, a comment or ";", and a field holding control characters or
+    8-bit bytes ignored, since the MX only strips fields that carry its name exactly.
     """
     if not authserv_id:
         return True, None
     if not mail.sender:
         return False, "no From address"
     domain = mail.sender.addr.rpartition("@")[2]
-    results = [r for header in mail.header_all("authentication-results")
-               for r in [_parse_results(header)] if r and r[0] == authserv_id]
+    wanted = authserv_id.lower()
+    raw = [value for name, value in mail.message.raw_items() if name.lower() == "authentication-results"]
+    results = [r for header in raw for r in [_parse_results(header)] if r and r[0] == wanted]
     if not results:
         return False, f"no Authentication-Results from {authserv_id}"
     for _, methods in results:
@@ -133,21 +141,22 @@ def authenticate(mail: Mail, authserv_id: str | None) -> tuple[bool, str | None]
     return False, f"{authserv_id} found no pass for {domain} ({found})"
 
 
-def _parse_results(header: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]] | None:
-    """``host [version]; method=result ptype.prop=value …; …`` without comments."""
-    text = header
-    while True:
-        uncommented = re.sub(r"\([^()]*\)", " ", text)
-        if uncommented == text:
-            break
-        text = uncommented
-    parts = [p.strip() for p in text.split(";")]
-    if not parts or not parts[0]:
+def _parse_results(header: object) -> tuple[str, list[tuple[str, str, dict[str, str]]]] | None:
+    """``authserv-id [version]; method=result ptype.prop=value …; …`` from a raw field,
+    comments removed; None for a field that is not plain 7-bit text."""
+    if not isinstance(header, str):
         return None
-    authserv = parts[0].split()[0].lower()
+    text = _UNFOLD.sub(" ", header)
+    if _NOT_TEXT.search(text):
+        return None
+    text = _without_comments(text)
+    authserv, _, rest = text.partition(";")
+    ident = _SP_HTAB.split(authserv.strip(" \t"))[0].strip('"').lower()  # then an optional version
+    if not ident:
+        return None
     methods = []
-    for part in parts[1:]:
-        words = re.findall(r'[^\s=]+=(?:"[^"]*"|[^\s]+)|\S+', part)
+    for part in rest.split(";"):
+        words = [w for w in _SP_HTAB.split(part) if w]
         if not words or "=" not in words[0]:
             continue
         method, _, result = words[0].partition("=")
@@ -156,7 +165,35 @@ def _parse_results(header: str) -> tuple[str, list[tuple[str, str, dict[str, str
             key, _, value = word.partition("=")
             props[key.lower()] = value.strip('"').lower()
         methods.append((method.split("/")[0].lower(), result.lower(), props))
-    return authserv, methods
+    return ident, methods
+
+
+def _without_comments(text: str) -> str:
+    """RFC 5322 comments (nested, with quoted pairs) replaced by a space, in one pass;
+    quoted strings kept as they are."""
+    out, depth, quoted, escaped = [], 0, False, False
+    for ch in text:
+        if escaped:
+            escaped = False
+            if not depth:
+                out.append(ch)
+        elif ch == "\\":
+            escaped = True
+            if not depth:
+                out.append(ch)
+        elif quoted:
+            quoted = ch != '"'
+            out.append(ch)
+        elif ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+            if not depth:
+                out.append(" ")
+        elif not depth:
+            quoted = ch == '"'
+            out.append(ch)
+    return "".join(out)
 
 
 def _aligned(identity: str, from_domain: str) -> bool:

@@ -301,3 +301,50 @@ def test_running_out_of_memory_is_the_mails_fault_recorded_then_quarantined(offl
     [(key, state, fault, error)] = ledger_rows(offline_site)
     assert (key, state, fault) == ("<hostile-1@example.org>", "quarantined", "mail") and "memory" in error
     assert len(list((offline_site.state_dir / "quarantine" / "new").iterdir())) == 1
+
+
+# --- 7: Authentication-Results as RFC 8601 reads it ---------------------------------------
+
+def with_results(*fields: bytes):
+    from m2r_deliver.mail import parse
+    from m2r_deliver.read import Received
+
+    data = b"".join(b"Authentication-Results: " + f + b"\n" for f in fields) + mail()
+    return parse(Received(data, data))
+
+
+@pytest.mark.parametrize("field", [
+    b"=?utf-8?q?mx.example.org?=; dkim=pass header.d=example.org",  # an encoded word is not the host's name
+    b"mx.example.org\x1c; dkim=pass header.d=example.org",  # str.split() took these for white space
+    b"mx.example.org\x0b; dkim=pass header.d=example.org",
+    b"mx.example.org\x1e; dkim=pass header.d=example.org",
+    b"mx.example.org\xc2\xa0; dkim=pass header.d=example.org",  # a no-break space, in UTF-8
+    b"mx.example.org\xa0; dkim=pass header.d=example.org",  # and as a raw Latin-1 byte
+    b"mx.example.org; dkim=pass header.d=example.org\x00",
+])
+def test_a_field_the_mx_would_not_strip_is_not_its_own(field):
+    """Finding 7: these fields were read as mx.example.org's; a compliant MX does not
+    strip them (they do not carry its name), so a stranger passed as a member."""
+    from m2r_deliver.identity import authenticate
+
+    assert authenticate(with_results(field), "mx.example.org") == (
+        False, "no Authentication-Results from mx.example.org")
+
+
+def test_rfc8601_fields_with_comments_and_folding_are_read():
+    from m2r_deliver.identity import authenticate
+
+    field = b"mx.example.org (the (nested) MX) 1;\n\tdkim=pass (good \\) sig) header.d=example.org"
+    assert authenticate(with_results(field), "mx.example.org") == (True, "dkim=pass header.d=example.org")
+    assert authenticate(with_results(b'"mx.example.org"; spf=pass smtp.mailfrom=ann@example.org'),
+                        "mx.example.org")[0]
+
+
+def test_deeply_nested_comments_are_read_in_one_pass():
+    proc = within_cpu_limit("""
+        from m2r_deliver.identity import _parse_results
+        assert _parse_results("mx; " + "(" * 1_000_000 + ")" * 1_000_000 + "dkim=pass") == ("mx", [("dkim", "pass", {})])
+        assert _parse_results("mx; dkim=pass " + "a" * 2_000_000)[0] == "mx"
+        print("done")
+    """)
+    assert proc.stdout == "done\n", proc.stderr[-2000:]
