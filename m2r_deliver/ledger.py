@@ -125,17 +125,23 @@ class Ledger:
         except OSError as exc:
             raise StateError(f"cannot create the state dir {state_dir}: {exc.strerror}") from None
         path = state_dir / FILE_NAME
-        try:  # created private: it names every mail (SQLite gives -wal and -shm the same mode)
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        if not os.path.lexists(path):
+            _create(path)
+        try:
+            os.close(os.open(path, os.O_RDWR))
         except OSError as exc:
             raise StateError(f"cannot write the ledger {path}: {exc.strerror}") from None
+        _check_header(path)
         with _translated(path, "opening"):
             db = sqlite3.connect(path, timeout=LOCK_WAIT, isolation_level=None)
             try:
                 if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
-                if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if not version:  # every ledger is made with its schema (see _create)
+                    raise LedgerDamaged(f"ledger {path} is damaged (it has no schema)", path=path)
+                if version != SCHEMA_VERSION:
                     _upgrade(db, state_dir / OLD_RATE_LIMIT_FILE)
             except BaseException:
                 db.close()
@@ -347,6 +353,53 @@ def _upgrade(db: sqlite3.Connection, old_rate_limit: Path) -> None:
                 os.unlink(f"{old_rate_limit}{suffix}")
             except OSError:
                 pass
+
+
+def _create(path: Path) -> None:
+    """A new ledger, complete with its schema, appears under *path* in one step (made
+    aside, then linked into place), so that an empty or half-made file is never a new
+    ledger but always damage: a ledger that lost its content must not pass for a new one."""
+    fresh = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        with _translated(path, "creating"):
+            # created private: it names every mail (SQLite gives -wal and -shm the same mode)
+            os.close(os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600))
+            db = sqlite3.connect(fresh, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                _upgrade(db, path.with_name(OLD_RATE_LIMIT_FILE))
+            finally:
+                db.close()  # the last connection: the WAL is folded in and removed
+        try:
+            os.link(fresh, path)
+        except FileExistsError:  # another process made it first: theirs is the ledger
+            pass
+    except OSError as exc:
+        raise StateError(f"cannot write the ledger {path}: {exc.strerror}") from None
+    finally:
+        for leftover in (fresh, Path(f"{fresh}-wal"), Path(f"{fresh}-shm")):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
+
+
+def _check_header(path: Path) -> None:
+    """LedgerDamaged unless *path* starts as an SQLite database and is as long as its
+    header says (a file cut short, or emptied, is damage, never a new ledger)."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+            size = os.fstat(file.fileno()).st_size
+    except OSError as exc:
+        raise StateError(f"cannot read the ledger {path}: {exc.strerror}") from None
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise LedgerDamaged(f"ledger {path} is damaged (not an SQLite database: {size} bytes)", path=path)
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if header[24:28] == header[92:96] and size < pages * page_size:
+        raise LedgerDamaged(f"ledger {path} is damaged (cut short: {size} of {pages * page_size} bytes)", path=path)
 
 
 def storable(text: str) -> str:

@@ -348,3 +348,39 @@ def test_deeply_nested_comments_are_read_in_one_pass():
         print("done")
     """)
     assert proc.stdout == "done\n", proc.stderr[-2000:]
+
+
+# --- 9: a ledger that lost its content -------------------------------------------------------
+
+def _a_ledger_with_history(site) -> bytes:
+    assert_silent(deliver(site, mail(raw_headers=b"Auto-Submitted: auto-replied\n")), 0)
+    path = site.state_dir / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:  # fold the WAL in, so the file holds everything
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["empty", "header only", "cut short"])
+def test_an_emptied_or_truncated_ledger_is_damage_not_a_new_one(offline_site, damage):
+    """Finding 9: a 0-byte ledger was taken as a new one: history gone, the same mail filed
+    twice. Without a marker field the mail now waits (75) for the admin."""
+    content = _a_ledger_with_history(offline_site)
+    path = offline_site.state_dir / "ledger.sqlite3"
+    for extra in ("-wal", "-shm"):
+        if os.path.exists(f"{path}{extra}"):
+            os.unlink(f"{path}{extra}")
+    path.write_bytes({"empty": b"", "header only": content[:100], "cut short": content[:len(content) // 2]}[damage])
+    before = path.read_bytes()
+    proc = deliver(offline_site, mail(raw_headers=b"Auto-Submitted: auto-replied\n"))
+    assert_silent(proc, 75)
+    assert "is damaged" in log_lines(offline_site)[-1] and "fault=state" in log_lines(offline_site)[-1]
+    assert path.read_bytes() == before, "left as it was for the admin"
+
+
+def test_a_new_ledger_appears_complete(tmp_path):
+    """Made aside and linked into place: no process ever sees it half-made."""
+    from m2r_deliver.ledger import FILE_NAME, Ledger
+
+    with Ledger.open(tmp_path, keep_for=60, stale_after=60) as ledger:
+        assert ledger.claim("<new-ledger@example.org>").verdict == "go"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(FILE_NAME)) == []
