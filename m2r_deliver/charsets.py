@@ -38,6 +38,9 @@ _SUPERSETS = {
     "iso-8859-8-i": "iso-8859-8",
 }
 
+#: Text codecs that no mail is written in: their labels are read as unknown.
+_NOT_CHARSETS = {"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape", "mbcs", "oem"}
+
 _JIS_LABELS = {"iso-2022-jp", "iso-2022-jp-1", "iso-2022-jp-2", "iso-2022-jp-3", "csiso2022jp"}
 
 # Codecs tried, in order, for 8-bit text whose label is missing or wrong.
@@ -54,15 +57,26 @@ def decode(data: bytes, label: str | None = None) -> str:
         return _decode_jis(data)
     if name is None or name == "utf-8":
         return _decode_unlabelled(data)
-    codec = _SUPERSETS.get(name, name)
-    try:
-        codecs.lookup(codec)
-    except LookupError:
+    codec = _text_codec(_SUPERSETS.get(name, name))
+    if codec is None:
         return _decode_unlabelled(data)
     try:
         return data.decode(codec)
-    except UnicodeDecodeError:
+    except (UnicodeError, LookupError, ValueError):  # idna, punycode and the like raise more than decode errors
         return _decode_unlabelled(data, first=codec)
+
+
+def _text_codec(name: str) -> str | None:
+    """The codec named *name* if it turns bytes into text; None for an unknown name, a
+    name Python cannot even look up (a NUL in it), and the codecs that are no character
+    set: rot13, base64, hex, zlib, bz2, uu, quopri (bytes to bytes), undefined."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
 
 
 def _normalise(label: str | None) -> str | None:
@@ -186,8 +200,11 @@ def decode_header(value: str | None) -> str:
     for chunk, label in chunks:
         if isinstance(chunk, str):
             text.append(chunk)
-        elif label is None:
-            text.append(chunk.decode("raw-unicode-escape"))
+        elif label is None:  # the library re-encodes plain text so; a backslash may not survive the way back
+            try:
+                text.append(chunk.decode("raw-unicode-escape"))
+            except UnicodeDecodeError:
+                text.append(chunk.decode("latin-1"))
         else:
             text.append(decode(chunk, label))
     return "".join(text).strip()

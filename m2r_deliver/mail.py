@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import email
+import email.errors
 import email.utils
 import quopri
 import re
@@ -25,6 +26,10 @@ from .read import Received
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _ADDRESS_WORD = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+#: Deeper MIME nesting (multipart in multipart, message in message) is cut, with a note.
+MAX_DEPTH = 50
+#: The type a part cut for nesting too deep is given.
+CUT_TYPE = "application/x-m2r-deliver-cut"
 #: Characters handed to the parser, and decoded, at a time.
 _SLICE = 1 << 20
 _UUENCODE = ("x-uuencode", "uuencode", "uue", "x-uue")
@@ -105,9 +110,18 @@ class Mail:
 
 
 def parse(received: Received) -> Mail:
+    """The mail, read as far as it can be. What even the lenient reading cannot get past
+    is the mail's doing, refused at once (MailError), not counted as a bug of ours."""
     if received.blank():
         raise MailError("empty input: no message on stdin")
-    msg = _parse_slices(received.chunks())
+    try:
+        return _parse(received)
+    except (RecursionError, LookupError, UnicodeError, binascii.Error, email.errors.MessageError) as exc:
+        raise MailError(f"the mail cannot be read: {type(exc).__name__}: {exc}") from None
+
+
+def _parse(received: Received) -> Mail:
+    msg, cut = _parse_slices(received.chunks())
     headers = tuple((name.lower(), charsets.decode_header(value)) for name, value in msg.raw_items())
     # Raw 8-bit bytes (RFC 6532 UTF-8 headers, or junk) come back from the parser as
     # surrogates: read as the text they spell, so none reaches a lookup, the ledger or a log.
@@ -125,7 +139,7 @@ def parse(received: Received) -> Mail:
         list_id=_list_id(raw.get("list-id")),
         in_reply_to=_msgids(raw.get("in-reply-to")),
         references=_msgids(raw.get("references")),
-        body=plain or html,
+        body="\n\n".join(t for t in (plain or html, _cut_note(cut)) if t),
         body_from_html=not plain and bool(html),
         html_body=html,
         attachments=tuple(_attachments(msg)),
@@ -135,13 +149,36 @@ def parse(received: Received) -> Mail:
     )
 
 
-def _parse_slices(slices: Iterator[bytes]) -> Message:
+def _parse_slices(slices: Iterator[bytes]) -> tuple[Message, int]:
     """Fed a slice at a time, the parser never holds the whole mail as one more string
-    nor all of its lines at once: a 20 MB attachment costs tens of MB, not hundreds."""
-    parser = BytesFeedParser()  # compat32, the lenient policy; naming it would import email.policy
+    nor all of its lines at once: a 20 MB attachment costs tens of MB, not hundreds.
+    Also the number of parts cut for nesting too deep (see _BoundedParser)."""
+    parser = _BoundedParser()
     for piece in slices:
         parser.feed(piece)
-    return parser.close()
+    return parser.close(), parser.cut
+
+
+class _BoundedParser(BytesFeedParser):  # compat32, the lenient policy; naming it would import email.policy
+    """The library's parser recurses once per nesting level and fails somewhere below a
+    thousand. A part nested deeper than MAX_DEPTH (multiparts or forwarded messages) is
+    read as one opaque leaf, which the later stages leave out (and the text notes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut = 0
+
+    def _parse_headers(self, lines):
+        super()._parse_headers(lines)
+        part = self._cur
+        if len(self._msgstack) > MAX_DEPTH and part.get_content_maintype() in ("multipart", "message"):
+            del part["content-type"]
+            part["Content-Type"] = CUT_TYPE
+            self.cut += 1
+
+
+def _cut_note(cut: int) -> str:
+    return f"[{cut} MIME part(s) nested more than {MAX_DEPTH} levels deep were left out]" if cut else ""
 
 
 def _msgids(value: str | None) -> tuple[str, ...]:
@@ -211,12 +248,13 @@ def _text_of(part: Message) -> str:
 
 
 def _leaf_parts(msg: Message):
-    """Every non-multipart part; an attached message is one part, not entered."""
+    """Every non-multipart part; an attached message is one part, not entered; a part cut
+    for nesting too deep, none."""
     if msg.is_multipart() and msg.get_content_type() != "message/rfc822":
         for sub in msg.get_payload():
             if isinstance(sub, Message):
                 yield from _leaf_parts(sub)
-    else:
+    elif msg.get_content_type() != CUT_TYPE:
         yield msg
 
 
@@ -264,7 +302,10 @@ def _filename(part: Message) -> str | None:
         value = _param(part, header, param)
         if isinstance(value, tuple):  # RFC 2231: (charset, language, %-decoded latin-1 text)
             label, _, text = value
-            name = charsets.decode(text.encode("latin-1", "surrogateescape"), label or None)
+            try:
+                name = charsets.decode(text.encode("latin-1", "surrogateescape"), label or None)
+            except UnicodeEncodeError:  # raw 8-bit bytes in the value, already read as text
+                name = text
         elif value is not None:
             name = charsets.decode_header(email.utils.unquote(value))
         else:
@@ -362,18 +403,26 @@ def _line_slices(text: str) -> Iterator[str]:
 
 def _base64_chunks(text: str) -> Iterator[bytes]:
     """Base64 decoded in slices: characters outside the alphabet dropped, each slice cut
-    at a four-character boundary, missing padding supplied, nothing read after padding."""
+    at a four-character boundary, nothing read after the first padding character, missing
+    or misplaced padding (``AB=C``, ``A===``) forgiven."""
     carry = b""
     for piece in _line_slices(text):
         clean = carry + _base64_only(piece.encode("ascii"))
+        padding = clean.find(b"=")
+        if padding >= 0:
+            yield _base64_last(clean[:padding])
+            return
         usable = len(clean) - len(clean) % 4
         yield binascii.a2b_base64(clean[:usable])
-        if b"=" in clean[:usable]:
-            return
         carry = clean[usable:]
-    carry = carry.rstrip(b"=")
-    if len(carry) > 1:
-        yield binascii.a2b_base64(carry + b"=" * (-len(carry) % 4))
+    yield _base64_last(carry)
+
+
+def _base64_last(data: bytes) -> bytes:
+    """The last characters of a base64 text, however many (a lone one holds no byte)."""
+    if len(data) % 4 == 1:
+        data = data[:-1]
+    return binascii.a2b_base64(data + b"=" * (-len(data) % 4)) if data else b""
 
 
 def _base64_only(data: bytes) -> bytes:
