@@ -457,3 +457,18 @@ def test_bad_base64_padding_is_decoded_leniently():
 
     assert b"".join(_base64_chunks("QUJD\nRA=C\nRUZH")) == b"ABCD"  # nothing read after the padding
     assert b"".join(_base64_chunks("QUJDRA")) == b"ABCD" and b"".join(_base64_chunks("QUJDR")) == b"ABC"
+
+
+@pytest.mark.redmine
+@pytest.mark.parametrize("authserv", [b"=?utf-8?q?mx.m2r.test?=", b"mx.m2r.test\x1c", b"mx.m2r.test\xc2\xa0"],
+                         ids=["encoded-word", "x1c", "nbsp"])
+def test_a_planted_authentication_result_does_not_make_a_stranger_a_member(site, testbed, token, authserv):
+    """Finding 7 end to end: the planted field passed jsmith's forged From as jsmith."""
+    from mailfactory import make_mail
+    from testbed_data import filed_issue_id
+
+    site.write_config('[sender]\nfallback_user = "gateway"\nauthserv_id = "mx.m2r.test"\n')
+    forged = (b"Authentication-Results: " + authserv + b"; dkim=pass header.d=example.net\n" +
+              make_mail(f"planted {token}", sender="John Smith <jsmith@example.net>"))
+    issue = testbed.issue(filed_issue_id(site.deliver(forged)))
+    assert issue["author"]["id"] == testbed.info["users"]["gateway"]["id"]
