@@ -32,8 +32,11 @@ def escape(value: object) -> str:
     return f'"{text}"' if (" " in text or "=" in text or not text) else text
 
 
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _escaped(ch: str) -> str:
-    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch) or ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return _NAMED_ESCAPES.get(ch) or ch.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def summary(**fields: object) -> str:
