@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import resource
 import sqlite3
 import sys
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 import mailgen
 from conftest import CORPUS, Site
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
 PROFILE = os.environ.get("M2R_FUZZ_PROFILE", "fast")
 #: Inputs per test: the long profile's add up to 50,000.
 EXAMPLES = {
@@ -83,7 +85,8 @@ def deliver_and_check(site: Site, data: bytes) -> None:
     assert status in (0, 75) and out == "" and err == "", (status, out, err[-2000:], data[:300])
     row = ledger_row(site, data)
     assert row is not None, f"no ledger row for {data[:300]!r}"
-    assert row[1] != "ours", (row, site.last_log_line(), data[:300])
+    line = site.last_log_line()  # read as UTF-8, strictly: no lone surrogate was written
+    assert row[1] != "ours", (row, line, data[:300])
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 < MEMORY_CEILING
 
 
@@ -99,7 +102,8 @@ def test_generated_mail_dry_run_prints_only_its_plan(fuzz_site, data):
     status, out, err = run_entry(fuzz_site, data, "--dry-run")
     assert status in (0, 75) and err == "", (status, err[-2000:], data[:300])
     if out:
-        json.loads(out)
+        assert not _SURROGATE.search(json.dumps(json.loads(out), ensure_ascii=False)), out
+
 
 
 @settings(FUZZ, max_examples=EXAMPLES["bytes"])
