@@ -321,7 +321,7 @@ def _attachments(msg: Message):
         if ctype in _SIGNATURE_TYPES or _is_body(part):
             continue
         if ctype == "message/rfc822":
-            inner = part.get_payload()
+            inner = _payload(part)
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 name = _filename(part) or charsets.decode_header(_raw_header(inner[0], "subject")) or "message"
                 yield Attachment(_eml_name(name), ctype, part)
@@ -376,7 +376,7 @@ def _decoded_chunks(part: Message) -> Iterator[bytes]:
     Only an ASCII payload is sliced: the library hands 8-bit content back already
     charset-decoded, so such (rare, small) parts are decoded by the library in one piece.
     """
-    payload = part.get_payload()
+    payload = _payload(part)
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if not isinstance(payload, str) or not payload.isascii() or encoding in _UUENCODE:
         decoded = part.get_payload(decode=True)
@@ -389,6 +389,16 @@ def _decoded_chunks(part: Message) -> Iterator[bytes]:
     else:
         for piece in _line_slices(payload):
             yield piece.encode("ascii")
+
+
+def _payload(part: Message):
+    """The payload as the parser left it (text, or a list of parts); None where the library
+    cannot hand it over undecoded (raw 8-bit text under a label such as ``undefined``,
+    which it tries to decode with)."""
+    try:
+        return part.get_payload()
+    except (UnicodeError, LookupError, ValueError):
+        return None
 
 
 def _line_slices(text: str) -> Iterator[str]:

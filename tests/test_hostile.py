@@ -423,6 +423,11 @@ HARD_TO_READ = {
     **{f"base64 {pad!r}": mail(raw_headers=_MULTIPART, body=_part(
         b"Content-Type: application/pdf; name=a.pdf\nContent-Transfer-Encoding: base64\n", pad))
        for pad in (b"AB=C", b"A===", b"AB=C\nAAAA")},
+    **{f"8-bit attachment labelled {label!r}": mail(
+        raw_headers=b"Content-Type: text/plain; charset=" + label.encode() + b"; name=notes.txt\n", body=b"\x80\xff abc-9")
+       for label in ("undefined", "idna", "punycode")},
+    "8-bit multipart without a boundary labelled 'undefined'": mail(
+        raw_headers=b"Content-Type: multipart/mixed; charset=undefined\n", body=b"\x80\xff"),
     "1,000 nested multiparts": mail(raw_headers=b"".join(
         b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (i, i) for i in range(1000)),
         body=b"deep text\n"),

@@ -50,7 +50,7 @@ class DeliveryReport:
         if top.get_content_type() == "multipart/report":
             kind = top.get_param("report-type")
             return f"multipart/report; report-type={kind}" if isinstance(kind, str) else "multipart/report"
-        parts = top.get_payload() if top.get_content_maintype() == "multipart" else []
+        parts = top.get_payload() if top.is_multipart() else []  # a list: no text decoded on the way
         for part in parts if isinstance(parts, list) else []:
             if isinstance(part, Message) and part.get_content_type() in REPORT_PARTS:
                 return f"{part.get_content_type()} part"
