@@ -81,11 +81,15 @@ def ledger_row(site: Site, data: bytes):
 
 
 def deliver_and_check(site: Site, data: bytes) -> None:
+    start = site.log_file.stat().st_size if site.log_file.exists() else 0
     status, out, err = run_entry(site, data)
     assert status in (0, 75) and out == "" and err == "", (status, out, err[-2000:], data[:300])
     row = ledger_row(site, data)
     assert row is not None, f"no ledger row for {data[:300]!r}"
-    line = site.last_log_line()  # read as UTF-8, strictly: no lone surrogate was written
+    with open(site.log_file, "rb") as log:  # this delivery's line, read as UTF-8 strictly
+        log.seek(start)
+        line = log.read().decode("utf-8")
+    assert line.count("\n") == 1, line
     assert row[1] != "ours", (row, line, data[:300])
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 < MEMORY_CEILING
 
