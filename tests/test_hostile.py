@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from conftest import console_script
+from support.paths import console_script
 
 #: CPU seconds a child may use: linear code needs well under one for these inputs.
 CPU_LIMIT = 30
@@ -469,8 +469,8 @@ def test_bad_base64_padding_is_decoded_leniently():
                          ids=["encoded-word", "x1c", "nbsp"])
 def test_a_planted_authentication_result_does_not_make_a_stranger_a_member(site, testbed, token, authserv):
     """Finding 7 end to end: the planted field passed jsmith's forged From as jsmith."""
-    from mailfactory import make_mail
-    from testbed_data import filed_issue_id
+    from support.mails import make_mail
+    from support.testbed import filed_issue_id
 
     site.write_config('[sender]\nfallback_user = "gateway"\nauthserv_id = "mx.m2r.test"\n')
     forged = (b"Authentication-Results: " + authserv + b"; dkim=pass header.d=example.net\n" +

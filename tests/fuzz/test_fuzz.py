@@ -19,14 +19,14 @@ import resource
 import sqlite3
 import sys
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import mailgen
-from conftest import CORPUS, Site
+from support import mailgen
+from support.paths import corpus_dir, console_script
+from support.testbed import Site
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
 PROFILE = os.environ.get("M2R_FUZZ_PROFILE", "fast")
@@ -116,15 +116,8 @@ def test_any_bytes_are_delivered_or_kept(fuzz_site, data):
     deliver_and_check(fuzz_site, data)
 
 
-def _corpus() -> list[Path]:
-    files = mailgen.corpus_mails(CORPUS) if CORPUS.exists() else []
-    if not files:
-        pytest.skip(f"shared corpus not present: {CORPUS} (the mutation fuzzing reads ../shared/corpus)")
-    return files
-
-
 def test_mutated_real_mail_is_delivered_or_kept(fuzz_site):
-    files = _corpus()
+    files = mailgen.corpus_mails(corpus_dir())
 
     @settings(FUZZ, max_examples=EXAMPLES["mutated"])
     @given(data=mailgen.mutated(files))
@@ -140,8 +133,6 @@ def test_generated_mail_through_the_installed_script(fuzz_site, data):
     """The console script as a mail system runs it (its own process: the SIGTERM handler
     and the memory ceiling of entry.py in place)."""
     import subprocess
-
-    from conftest import console_script
 
     proc = subprocess.run([console_script(), "--config", str(fuzz_site.config_path)], input=data,
                           capture_output=True, timeout=60, env={**os.environ, "HOME": str(fuzz_site.home)})
