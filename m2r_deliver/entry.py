@@ -18,7 +18,7 @@ import signal
 import sys
 
 #: Address space the process may use. A delivery of a 50 MB mail peaks far below it (see
-#: the README's "Hostile input"); a mail that needs more is refused as the mail's fault.
+#: docs/fuzzing.md); a mail that needs more is refused as the mail's fault.
 MEMORY_LIMIT = 2 << 30
 #: The same as errors.EX_TEMPFAIL, spelled here so that nothing is imported before the handler.
 _TEMPFAIL = 75

@@ -1,6 +1,6 @@
 """Hostile and malformed mail: whatever the bytes, delivery ends in 0 or 75, silently, with a
 ledger row, in bounded time and memory. Each test reproduces one way a mail used to break
-that (README: "Hostile input"); the fuzzing layer in tests/fuzz/ generates many more.
+that (docs/fuzzing.md); the fuzzing layer in tests/fuzz/ generates many more.
 
 Where a bound on work is the point, the work runs in a child process under a CPU-time
 limit far above what linear code needs (a quadratic one needs hours): a kill by the
