@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import stat
 import sys
 from pathlib import Path
@@ -101,6 +100,6 @@ def checked_key(key: str, more: list[str] | None = None, label: str = "the key")
     if any(line.strip() for line in (more or ())):
         raise ValueError(f"{label} has more than one line; it must hold the key alone, on its first line "
                          "(its content is not shown here)")
-    if not re.fullmatch(r"[!-~]+", key):
+    if not all("!" <= c <= "~" for c in key):  # printable ASCII, no space
         raise ValueError(f"{label}: the key must be one word of printable ASCII characters (not shown here)")
     return key

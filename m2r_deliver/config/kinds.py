@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..lazy import Pattern
 
 
 def _is_number(value: Any) -> bool:
@@ -67,13 +68,14 @@ class Flag(Kind):
         return isinstance(value, bool)
 
 
-@dataclass(frozen=True)
 class Text(Kind):
     """A string; *blank_ok* False refuses an empty or all-blank one."""
 
-    blank_ok: bool = True
     name = "string"
     what = "a string"
+
+    def __init__(self, blank_ok: bool = True):
+        self.blank_ok = blank_ok
 
     def accepts(self, value: Any) -> bool:
         return isinstance(value, str)
@@ -86,10 +88,12 @@ class Text(Kind):
         return None
 
 
-@dataclass(frozen=True)
 class Choice(Text):
-    choices: tuple[str, ...] = ()
     name = "string"
+
+    def __init__(self, blank_ok: bool = True, choices: tuple[str, ...] = ()):
+        super().__init__(blank_ok)
+        self.choices = choices
 
     def problem(self, value: Any) -> str | None:
         if value not in self.choices:
@@ -100,21 +104,23 @@ class Choice(Text):
         return "one of " + ", ".join(self.choices)
 
 
-@dataclass(frozen=True)
 class Location(Text):
     """A file or directory: ``~`` expanded; empty means nothing and is refused."""
 
-    blank_ok: bool = False
     name = "path"
+
+    def __init__(self, blank_ok: bool = False):
+        super().__init__(blank_ok)
 
     def convert(self, value: Any) -> Path:
         return Path(os.path.expanduser(value.strip()))
 
 
-@dataclass(frozen=True)
 class Url(Text):
-    blank_ok: bool = False
     name = "URL"
+
+    def __init__(self, blank_ok: bool = False):
+        super().__init__(blank_ok)
 
     def problem(self, value: Any) -> str | None:
         if not re.match(r"https?://[^/\s]+", value):
@@ -125,15 +131,12 @@ class Url(Text):
         return value.rstrip("/")
 
 
-@dataclass(frozen=True)
 class Number(Kind):
     """A finite number within [low, high]; *above_low* excludes *low* itself."""
 
-    low: float | None = None
-    high: float | None = None
-    above_low: bool = False
-    whole: bool = False
-    unit: str = ""
+    def __init__(self, low: float | None = None, high: float | None = None, *, above_low: bool = False,
+                 whole: bool = False, unit: str = ""):
+        self.low, self.high, self.above_low, self.whole, self.unit = low, high, above_low, whole, unit
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -170,7 +173,7 @@ class Number(Kind):
 
 
 #: A number of seconds, or a number with a unit; the text form a flag or a TOML string takes.
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
+_DURATION = Pattern(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -201,12 +204,13 @@ class Duration(Kind):
         return "seconds, or a number with s, m, h, d or w"
 
 
-@dataclass(frozen=True)
 class Strings(Kind):
     """A list of strings; *blank_ok* False refuses a blank entry (else blank ones are left out)."""
 
-    blank_ok: bool = True
     name = "list of strings"
+
+    def __init__(self, blank_ok: bool = True):
+        self.blank_ok = blank_ok
 
     @property
     def what(self) -> str:  # type: ignore[override]

@@ -10,12 +10,12 @@ package is imported for that only when acknowledgements are enabled.
 from __future__ import annotations
 
 import email.utils
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..lazy import Pattern
 from .schema import ACKNOWLEDGE, OUTGOING
 from .values import Values
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 #: The shipped template the default ``template`` falls back to when no such file is next
 #: to the config.
 FALLBACK_TEMPLATE = "ack.en.txt"
-_HOST_PORT = re.compile(r"\[[0-9A-Fa-f:.]+\](?::\d{1,5})?|[^\s:\[\]]+(?::\d{1,5})?")
-_PLAIN_ADDRESS = re.compile(r"[^\s<>()@\-\x00-\x1f\x7f][^\s<>()@\x00-\x1f\x7f]*@[^\s<>()@\x00-\x1f\x7f]+")
+_HOST_PORT = Pattern(r"\[[0-9A-Fa-f:.]+\](?::\d{1,5})?|[^\s:\[\]]+(?::\d{1,5})?")
+_PLAIN_ADDRESS = Pattern(r"[^\s<>()@\-\x00-\x1f\x7f][^\s<>()@\x00-\x1f\x7f]*@[^\s<>()@\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,6 @@ m2r-deliver.toml(5) are all read from here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .kinds import (Choice, Duration, FieldRef, Flag, Kind, Location, Number, Patterns, Strings, Table, Text,
@@ -26,16 +25,15 @@ OUTGOING_CHARSETS = ("utf-8", "iso-2022-jp")
 REPLY_OUTSIDER_POLICIES = ("requester", "anyone")
 
 
-@dataclass(frozen=True)
 class Key:
-    name: str
-    kind: Kind
-    #: As written in the file; None: unset (the program does without, or *unset* says what happens).
-    default: Any
-    #: One line for the man page.
-    doc: str
-    #: What an unset key means, when that is not simply "none".
-    unset: str = ""
+    """One key: *kind*; *default* as written in the file (None: unset, and the program
+    does without, or *unset* says what happens); *doc*, one line for the man page;
+    *unset*, what an unset key means when that is not simply "none"."""
+
+    __slots__ = ("name", "kind", "default", "doc", "unset")
+
+    def __init__(self, name: str, kind: Kind, default: Any, doc: str, unset: str = ""):
+        self.name, self.kind, self.default, self.doc, self.unset = name, kind, default, doc, unset
 
     @property
     def value(self) -> Any:
@@ -43,13 +41,13 @@ class Key:
         return None if self.default is None else self.kind.convert(self.default)
 
 
-@dataclass(frozen=True)
 class Section:
-    name: str
-    doc: str
-    keys: tuple[Key, ...]
-    #: Written [[name]]: an array of tables.
-    array: bool = False
+    """A table of the file, *array* True when written [[name]] (an array of tables)."""
+
+    __slots__ = ("name", "doc", "keys", "array")
+
+    def __init__(self, name: str, doc: str, keys: tuple[Key, ...], array: bool = False):
+        self.name, self.doc, self.keys, self.array = name, doc, keys, array
 
     def __getitem__(self, name: str) -> Key:
         for key in self.keys:
