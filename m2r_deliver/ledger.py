@@ -78,6 +78,8 @@ CREATE TABLE IF NOT EXISTS admitted (   -- the rate limit: mail admitted for fil
 
 @dataclass(frozen=True)
 class Row:
+    """One mail as the ledger remembers it."""
+
     key: str
     state: str
     attempts: int

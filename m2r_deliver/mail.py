@@ -62,6 +62,8 @@ class Attachment:
 
 @dataclass(frozen=True)
 class Address:
+    """One mail address and its display name."""
+
     addr: str
     name: str = ""
 

@@ -43,6 +43,8 @@ class Run:
 
 @dataclass(frozen=True)
 class Result:
+    """What one delivery pass came to: its outcome or its failure, and the exit status."""
+
     outcome: Outcome | None
     failure: DeliveryError | None
     status: int

@@ -17,6 +17,8 @@ from .states import Action, Decision, Via
 
 @dataclass(frozen=True)
 class PlannedAttachment:
+    """One attachment of the mail: to be filed, or left out and why."""
+
     #: Position in Mail.attachments.
     index: int
     filename: str
@@ -69,6 +71,8 @@ class ThreadRef:
 
 @dataclass(frozen=True)
 class Plan:
+    """What is to be done with the mail: the action and everything Redmine is to be sent."""
+
     action: Action
     message_id: str | None
     sender: str | None
@@ -135,6 +139,8 @@ def size_text(size: int) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What was done: the decision, the issue filed or noted, or where a dropped mail was kept."""
+
     decision: Decision
     issue_id: int | None = None
     url: str | None = None

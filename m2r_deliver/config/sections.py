@@ -31,6 +31,8 @@ REQUESTER_HEADER = SENDER["requester_header"].value
 
 @dataclass(frozen=True, kw_only=True)
 class RedmineSettings:
+    """[redmine]: where Redmine is and how to talk to it."""
+
     url: str
     key: str = field(repr=False)
     timeout: float = REDMINE["timeout"].value
@@ -81,6 +83,8 @@ class Route:
 
 @dataclass(frozen=True, kw_only=True)
 class IssueSettings:
+    """[issue] and the [[route]] tables: the attributes of new issues."""
+
     #: The [issue] attributes given (a name, ``private``, ``custom_fields``).
     issue: dict[str, Any] = field(default_factory=dict)
     allow_override: frozenset[str] = frozenset()
@@ -141,6 +145,8 @@ def override_token(name: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class MailSettings:
+    """[mail]: how a mail's text and attachments become the issue."""
+
     body_delimiters: tuple[str, ...] = MAIL["body_delimiters"].value
     #: Delimiters are regular expressions a whole line must match (else literal lines).
     body_delimiters_regex: bool = MAIL["body_delimiters_regex"].value
@@ -177,6 +183,8 @@ def _compiled(v: Values, name: str, patterns: tuple[str, ...] | list[str], flags
 
 @dataclass(frozen=True, kw_only=True)
 class SenderSettings:
+    """[sender]: who files the issue."""
+
     unknown_user: str = SENDER["unknown_user"].value
     default_group: str | None = SENDER["default_group"].value
     permission_check: bool = SENDER["permission_check"].value
@@ -225,6 +233,8 @@ def _template(v: Values, name: str, fields: set[str] | None) -> str | None:
 
 @dataclass(frozen=True, kw_only=True)
 class FormSettings:
+    """[form]: mail a web form sends on behalf of a requester."""
+
     #: Senders (globs) whose mail is a web form: its requester may file as themself.
     form_senders: tuple[str, ...] = FORM["senders"].value
     #: Form label → issue attribute or "cf:<custom field>".
@@ -257,6 +267,8 @@ def _form_fields(v: Values) -> dict[str, str]:
 
 @dataclass(frozen=True, kw_only=True)
 class ReplySettings:
+    """[reply]: mail that answers an issue."""
+
     reply_missing: str = REPLY["missing"].value
     reply_closed: str = REPLY["closed"].value
     reply_delimiters: tuple[str, ...] = REPLY["delimiters"].value
@@ -273,6 +285,8 @@ def read_reply(v: Values, regex: bool) -> ReplySettings:
 
 @dataclass(frozen=True, kw_only=True)
 class StateSettings:
+    """[state]: the ledger, the caches and the retry policy."""
+
     state_dir: Path = Path()
     cache_ttl: float = STATE["cache_ttl"].value
     #: Seconds a temporary failure is retried, counted from the first attempt.
@@ -293,6 +307,8 @@ def read_state(v: Values, env: dict[str, str]) -> StateSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class LogSettings:
+    """[log]: where the one line per mail goes."""
+
     syslog: bool = LOG["syslog"].value
     log_file: Path | None = LOG["file"].value
     verbose: bool = LOG["verbose"].value

@@ -35,6 +35,8 @@ from .rate_limit import RateLimit
 
 @dataclass(frozen=True)
 class Verdict:
+    """What a guard found: which guard, why, and what becomes of the mail."""
+
     guard: str
     reason: str
     #: "drop" the mail, or "hold" it in the hold Maildir (the rate limit).
