@@ -50,6 +50,20 @@ class _Parser(argparse.ArgumentParser):
             raise Usage(message)
         raise ConfigError(f"command line: {message}")
 
+    def add_argument(self, *args, **kwargs):
+        # argparse checks each option's metavar with a help formatter, which sizes itself
+        # to the terminal through shutil (imported for that alone); the check needs no width.
+        self._checking = True
+        try:
+            return super().add_argument(*args, **kwargs)
+        finally:
+            self._checking = False
+
+    def _get_formatter(self):
+        if getattr(self, "_checking", False):
+            return self.formatter_class(prog=self.prog, width=80)
+        return super()._get_formatter()
+
 
 def build_parser(command: str = "deliver", interactive: bool = False) -> argparse.ArgumentParser:
     p = _Parser(

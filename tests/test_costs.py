@@ -114,6 +114,14 @@ def test_a_dropped_vacation_reply_loads_nothing_only_filing_needs(offline_site):
     assert sorted(m for m in loaded if m in FILING_ONLY or m.split(".")[0] in FILING_ONLY) == []
 
 
+def test_a_dropped_mail_reads_its_command_line_without_shutil(offline_site):
+    """argparse sizes help to the terminal through shutil (and its compression modules);
+    a delivery reads its options and writes no help."""
+    loaded = imported_modules(offline_site, make_mail("Out of office", headers=VACATION))
+    assert "argparse" in loaded
+    assert sorted(loaded & {"shutil", "bz2", "lzma"}) == []
+
+
 # --- memory -------------------------------------------------------------------------------
 
 def big_mail(size: int) -> bytes:
