@@ -10,7 +10,7 @@ in :mod:`.sections`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +49,6 @@ class Settings(LogSettings, StateSettings, ReplySettings, FormSettings, SenderSe
     source: str | None = None
 
 
-def _parts(section: Any) -> dict[str, Any]:
-    return {f.name: getattr(section, f.name) for f in fields(section)}
-
-
 def load(path: str | None, overrides: dict[str, dict[str, Any]], env: dict[str, str]) -> Settings:
     """Read the file (an explicit *path* must exist; the default one may be absent when
     the flags say enough), lay the flags' *overrides* over it, check everything, and
@@ -89,15 +85,15 @@ def _settings(data: dict[str, Any], overrides: dict[str, dict[str, Any]], where:
     mail = read_mail(tables["mail"])
     outgoing = read_outgoing(tables["outgoing"])
     settings = Settings(
-        **_parts(read_redmine(tables["redmine"])),
-        **_parts(read_issue(tables["issue"], _routes(data.get(ROUTE.name), where, mistakes))),
-        **_parts(mail),
-        **_parts(read_sender(tables["sender"])),
-        **_parts(read_form(tables["form"])),
-        **_parts(read_reply(tables["reply"], mail.body_delimiters_regex)),
-        **_parts(state),
-        **_parts(read_log(tables["log"])),
-        guard=read_guard(tables["guard"], state.state_dir),
+        **read_redmine(tables["redmine"]),
+        **read_issue(tables["issue"], _routes(data.get(ROUTE.name), where, mistakes)),
+        **mail,
+        **read_sender(tables["sender"]),
+        **read_form(tables["form"]),
+        **read_reply(tables["reply"], mail["body_delimiters_regex"]),
+        **state,
+        **read_log(tables["log"]),
+        guard=read_guard(tables["guard"], state["state_dir"]),
         outgoing=outgoing,
         acknowledge=read_acknowledge(tables["acknowledge"], outgoing, source.parent if source else None),
         source=str(source) if source else None,

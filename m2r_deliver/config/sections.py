@@ -1,8 +1,10 @@
-"""Each section of the config as a frozen dataclass, with its own reader ``read_<section>``.
+"""Each section of the config as the fields it gives Settings, with its own reader
+``read_<section>`` ([guard] and each [[route]] as a frozen dataclass of its own).
 
-A reader takes the section's checked :class:`Values` and builds the section, noting
-what only the section as a whole can tell (a regular expression that does not compile,
-``keep_for`` shorter than ``retry_for``). Attribute defaults are read from the schema.
+A reader takes the section's checked :class:`Values` and returns the section's values,
+noting what only the section as a whole can tell (a regular expression that does not
+compile, ``keep_for`` shorter than ``retry_for``). Attribute defaults are read from the
+schema.
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ CUSTOM_FIELD_PREFIX = "custom_field:"
 FORM_TARGETS = (*ISSUE_FIELDS, "start_date", "due_date", "estimated_hours", "done_ratio")
 REQUESTER_HEADER = SENDER["requester_header"].value
 
+#: The sections that make up Settings declare its fields and their defaults; Settings
+#: builds __init__, __repr__ and __eq__ for all of them at once, so these build none
+#: (each reader returns its section's values as Settings' keyword arguments).
+_fields_of_settings = dataclass(frozen=True, kw_only=True, init=False, repr=False, eq=False)
 
-@dataclass(frozen=True, kw_only=True)
+
+@_fields_of_settings
 class RedmineSettings:
     """[redmine]: where Redmine is and how to talk to it."""
 
@@ -42,13 +49,13 @@ class RedmineSettings:
     marker_field: str | None = REDMINE["marker_field"].value
 
 
-def read_redmine(v: Values) -> RedmineSettings:
+def read_redmine(v: Values) -> dict[str, Any]:
     if not v.given("url") and "url" not in v.table:
         v.fail("url", "no Redmine URL: set [redmine] url or pass --url")
     verify = v["verify"]
     if verify and v.given("ca_bundle"):
         verify = str(v["ca_bundle"])
-    return RedmineSettings(url=v["url"] or "", key=_api_key(v), timeout=v["timeout"], verify=verify,
+    return dict(url=v["url"] or "", key=_api_key(v), timeout=v["timeout"], verify=verify,
                            marker_field=v["marker_field"])
 
 
@@ -81,7 +88,7 @@ class Route:
     index: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@_fields_of_settings
 class IssueSettings:
     """[issue] and the [[route]] tables: the attributes of new issues."""
 
@@ -94,8 +101,8 @@ class IssueSettings:
     routes: tuple[Route, ...] = ()
 
 
-def read_issue(v: Values, routes: list[Values]) -> IssueSettings:
-    return IssueSettings(
+def read_issue(v: Values, routes: list[Values]) -> dict[str, Any]:
+    return dict(
         issue={name: v.table[name] for name in (*ISSUE_FIELDS, "private", "custom_fields") if v.given(name)},
         allow_override=_allow_override(v),
         project_from_subaddress=v["project_from_subaddress"],
@@ -143,7 +150,7 @@ def override_token(name: str) -> str:
     return re.sub(r"\s+", "_", name.strip().lower())
 
 
-@dataclass(frozen=True, kw_only=True)
+@_fields_of_settings
 class MailSettings:
     """[mail]: how a mail's text and attachments become the issue."""
 
@@ -156,7 +163,7 @@ class MailSettings:
     excluded_filenames: tuple[tuple[str, re.Pattern], ...] = ()
 
 
-def read_mail(v: Values) -> MailSettings:
+def read_mail(v: Values) -> dict[str, Any]:
     regex = v["body_delimiters_regex"]
     if regex:
         _compiled(v, "body_delimiters", v["body_delimiters"])
@@ -165,7 +172,7 @@ def read_mail(v: Values) -> MailSettings:
         patterns = _compiled(v, "excluded_filenames", excluded)
     else:
         patterns = [re.compile(re.escape(p).replace(r"\*", ".*"), re.IGNORECASE) for p in excluded]
-    return MailSettings(body_delimiters=v["body_delimiters"], body_delimiters_regex=regex,
+    return dict(body_delimiters=v["body_delimiters"], body_delimiters_regex=regex,
                         empty_subject=v["empty_subject"], prefer_html=v["preferred_body_part"] == "html",
                         excluded_filenames=tuple(zip(excluded, patterns, strict=True)))
 
@@ -181,7 +188,7 @@ def _compiled(v: Values, name: str, patterns: tuple[str, ...] | list[str], flags
     return compiled
 
 
-@dataclass(frozen=True, kw_only=True)
+@_fields_of_settings
 class SenderSettings:
     """[sender]: who files the issue."""
 
@@ -201,8 +208,8 @@ class SenderSettings:
     requester_header: str = REQUESTER_HEADER
 
 
-def read_sender(v: Values) -> SenderSettings:
-    return SenderSettings(
+def read_sender(v: Values) -> dict[str, Any]:
+    return dict(
         unknown_user=v["unknown_user"], default_group=v["default_group"],
         permission_check=v["permission_check"], account_notice=v["account_notice"],
         notification=v["notification"], fallback_user=v["fallback_user"] or None,
@@ -231,7 +238,7 @@ def _template(v: Values, name: str, fields: set[str] | None) -> str | None:
     return text
 
 
-@dataclass(frozen=True, kw_only=True)
+@_fields_of_settings
 class FormSettings:
     """[form]: mail a web form sends on behalf of a requester."""
 
@@ -242,8 +249,8 @@ class FormSettings:
     form_subject: str | None = FORM["subject"].value
 
 
-def read_form(v: Values) -> FormSettings:
-    return FormSettings(form_senders=tuple(a.lower() for a in v["senders"]), form_fields=_form_fields(v),
+def read_form(v: Values) -> dict[str, Any]:
+    return dict(form_senders=tuple(a.lower() for a in v["senders"]), form_fields=_form_fields(v),
                         form_subject=_template(v, "subject", None))
 
 
@@ -265,7 +272,7 @@ def _form_fields(v: Values) -> dict[str, str]:
     return mapping
 
 
-@dataclass(frozen=True, kw_only=True)
+@_fields_of_settings
 class ReplySettings:
     """[reply]: mail that answers an issue."""
 
@@ -276,14 +283,14 @@ class ReplySettings:
     reply_outsiders: str = REPLY["outsiders"].value
 
 
-def read_reply(v: Values, regex: bool) -> ReplySettings:
+def read_reply(v: Values, regex: bool) -> dict[str, Any]:
     if regex:
         _compiled(v, "delimiters", v["delimiters"])
-    return ReplySettings(reply_missing=v["missing"], reply_closed=v["closed"], reply_delimiters=v["delimiters"],
+    return dict(reply_missing=v["missing"], reply_closed=v["closed"], reply_delimiters=v["delimiters"],
                          reply_outsiders=v["outsiders"])
 
 
-@dataclass(frozen=True, kw_only=True)
+@_fields_of_settings
 class StateSettings:
     """[state]: the ledger, the caches and the retry policy."""
 
@@ -297,15 +304,15 @@ class StateSettings:
     keep_for: float = STATE["keep_for"].value
 
 
-def read_state(v: Values, env: dict[str, str]) -> StateSettings:
+def read_state(v: Values, env: dict[str, str]) -> dict[str, Any]:
     if v["keep_for"] < v["retry_for"]:
         v.fail("keep_for", f"must be at least [state] retry_for ({v.raw('retry_for')}): the ledger must "
                            "remember a mail for as long as it may be retried")
-    return StateSettings(state_dir=v["dir"] or files.default_state_dir(env), cache_ttl=v["cache_ttl"],
+    return dict(state_dir=v["dir"] or files.default_state_dir(env), cache_ttl=v["cache_ttl"],
                          retry_for=v["retry_for"], max_attempts=v["max_attempts"], keep_for=v["keep_for"])
 
 
-@dataclass(frozen=True, kw_only=True)
+@_fields_of_settings
 class LogSettings:
     """[log]: where the one line per mail goes."""
 
@@ -314,8 +321,8 @@ class LogSettings:
     verbose: bool = LOG["verbose"].value
 
 
-def read_log(v: Values) -> LogSettings:
-    return LogSettings(syslog=v["syslog"], log_file=v["file"], verbose=v["verbose"])
+def read_log(v: Values) -> dict[str, Any]:
+    return dict(syslog=v["syslog"], log_file=v["file"], verbose=v["verbose"])
 
 
 @dataclass(frozen=True, kw_only=True)
