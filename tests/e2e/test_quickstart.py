@@ -20,8 +20,9 @@ import subprocess
 import pytest
 
 from support.paths import ROOT
+from support.testbed import wait_for
 
-from .chain import SYSTEM_PATH, HostError, running_as, wait_for
+from .chain import SYSTEM_PATH, HostError, running_as
 
 pytestmark = pytest.mark.package
 
@@ -68,6 +69,7 @@ class Administrator:
         self.account, self.address, self.testbed, self.token = account, address, testbed, token
         self.as_user = False
         self.log_file: str | None = None  # set when check says to
+        self.log_command = ""  # the README's, to read the journal
         self.subject = ""  # of the mail the quick start sends
         self.transcript: list[str] = []
 
@@ -108,7 +110,9 @@ class Administrator:
         done = self.shell(script)
         self.transcript.append(f"--- {step} (as {self.account if self.as_user else 'root'}), "
                                f"exit {done.returncode}\n{done.stdout}{done.stderr}")
-        assert done.returncode == 0, "\n".join(self.transcript)
+        if done.returncode != 0:
+            pytest.fail("a step of the quick start failed; the walk so far:\n" + "\n".join(self.transcript),
+                        pytrace=False)
         return done.stdout
 
     def shell(self, script: str) -> subprocess.CompletedProcess:
@@ -126,8 +130,10 @@ class Administrator:
                 step = f"step {number}, {language} block"
                 if language == "sh":
                     script = self.filled_in(block)
-                    if self.log_file:  # the log is the file check asked for, not the journal
-                        script = re.sub(r"(?m)^journalctl .*$", "", script)
+                    journal = re.search(r"(?m)^journalctl .*$", script)
+                    if journal:  # read once the mail is through; or not at all when check said where
+                        self.log_command = journal.group(0)
+                        script = script.replace(self.log_command, "")
                     self.take_advice(self.run(script, step), step)
                 elif language == "toml":  # a setting the step says to put in the config
                     self.append_to_config(self.filled_in(block), step)
@@ -143,13 +149,14 @@ class Administrator:
             self.append_to_config(f"[log]\nfile = {advice.group(1)}\n", f"{step}: as check advises")
 
     def append_to_config(self, toml: str, step: str) -> None:
-        self.run(f"cat >> {CONFIG} <<'EOF'\n\n{toml}EOF", step)
+        self.run(f"cat >> {CONFIG} <<'EOF'\n\n{toml.rstrip()}\nEOF", step)
 
     def log(self) -> str:
-        """The log lines, read where they went: the file check asked for, or the journal
-        the README reads them from."""
-        command = f"cat {self.log_file}" if self.log_file else "journalctl -t m2r-deliver --since '1 hour ago'"
-        done = self.shell(command)
+        """The log lines, read where they went: the file check asked for, or the journal,
+        as the README reads it."""
+        if not (self.log_file or self.log_command):
+            pytest.fail("the quick start never says where to read the log", pytrace=False)
+        done = self.shell(f"cat {self.log_file}" if self.log_file else self.log_command)
         return done.stdout + done.stderr
 
 
@@ -160,7 +167,7 @@ def remove_account(name: str) -> None:
     except KeyError:
         return
     try:
-        wait_for(lambda: not running_as(name), f"the processes of {name} to end", timeout=60)
+        wait_for(lambda: not running_as(name), f"the processes of {name} to end", timeout=60, failure=HostError)
     finally:
         subprocess.run(["userdel", "--remove", "--force", name], capture_output=True, timeout=60,
                        env={**os.environ, "PATH": SYSTEM_PATH})
@@ -182,8 +189,11 @@ def test_the_readmes_quick_start_files_a_mail_sent_through_postfix_and_procmail(
         try:
             [issue] = wait_for(filed, f"an issue whose subject has {token}", timeout=180)
         except AssertionError:
-            pytest.fail("no issue filed; the walk so far:\n" + "\n".join(admin.transcript)
-                        + f"\n--- Postfix's queue for {account}: {postfix.queued_for(account)}", pytrace=False)
+            mailbox = f"/var/mail/{account}"
+            pytest.fail("no issue filed; the walk:\n" + "\n".join(admin.transcript)
+                        + f"\n--- Postfix's queue for {account}: {postfix.queued_for(account)}"
+                        + f"\n--- {mailbox}: {os.path.getsize(mailbox) if os.path.exists(mailbox) else 0} bytes",
+                        pytrace=False)
         assert (issue["subject"], issue["project"]["id"]) == (
             admin.subject, testbed.info["projects"][testbed.info["project"]])
         line = f"decision=filed issue=#{issue['id']} "
