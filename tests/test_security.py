@@ -4,6 +4,7 @@ rules first, then each end to end against the test-bed Redmine (docs/security.md
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 import subprocess
 
@@ -365,3 +366,25 @@ def test_five_thousand_recipients_are_filed_with_ten_looked_up(site, testbed, to
     issue = testbed.issue(filed_issue_id(result), include="watchers")
     assert "more recipient(s) not looked up as watchers" in issue["description"]
     assert issue["watchers"] == []  # dlopes came after the first ten
+
+
+def test_a_key_file_with_a_second_line_files_nothing_and_shows_the_key_nowhere(site, testbed, token):
+    """Finding 11, end to end: a comment under the key once became part of it, and from
+    there reached the log, the ledger, status and check. Now it is the config's mistake:
+    the mail is kept (75), nothing is filed, and no output holds the key."""
+    site.key_file.write_text(f"{testbed.admin_key}\n# the gateway's key, made by {token}\n")
+    site.key_file.chmod(0o600)
+    done = site.deliver(make_mail(f"two-line key {token}", sender="jsmith@example.net"))
+    assert (done.returncode, done.stdout, done.stderr) == (75, "", "")
+    assert "fault=config" in done.log and str(site.key_file) in done.log
+    assert testbed.issues_with_subject(f"two-line key {token}") == []
+    outputs = [done.log]
+    for command in (["check"], ["status"]):
+        run = subprocess.run([console_script(), *command, "--config", str(site.config_path)],
+                             capture_output=True, timeout=120, stdin=subprocess.DEVNULL,
+                             env={**os.environ, "HOME": str(site.home)})
+        assert run.returncode != 0
+        outputs += [run.stdout.decode(), run.stderr.decode()]
+    assert str(site.key_file) in outputs[1] + outputs[2]
+    for text in outputs:
+        assert testbed.admin_key not in text and token not in text
