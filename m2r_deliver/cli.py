@@ -175,6 +175,7 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
 
 def _run(command: str, argv: list[str], env: dict[str, str], verbose: bool, at_terminal: bool) -> int:
     parser = build_parser(command, interactive=at_terminal or command in SUBCOMMANDS)
+    alarm_after: float | None = None
     try:
         if command == "deliver" and at_terminal and argv and not argv[0].startswith("-"):
             parser.error(f"unknown command {argv[0]!r} (the commands are {', '.join(SUBCOMMANDS)}; "
@@ -192,6 +193,11 @@ def _run(command: str, argv: list[str], env: dict[str, str], verbose: bool, at_t
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EX_USAGE
     except ConfigError as exc:
+        if alarm_after is not None:  # status --check: a gateway that cannot read its config files nothing
+            from .status import CHECK_CRITICAL
+
+            print(f"CRITICAL: config: {exc}", file=sys.stdout)
+            return CHECK_CRITICAL
         return _early_failure(command, exc, verbose)
     except Exception as exc:  # a bug of ours before any mail was read: keep the mail, say why
         if command in SUBCOMMANDS:

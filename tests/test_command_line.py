@@ -185,3 +185,12 @@ def test_max_retry_age_takes_plain_seconds_as_its_message_says(offline_site):
     fill_ledger(offline_site, failed_last=False)
     assert status_check(offline_site, "--max-retry-age", "86400").returncode == 0
     assert status_check(offline_site, "--max-retry-age", "0").returncode == 2
+
+
+def test_status_check_is_2_when_the_config_cannot_be_read(offline_site):
+    """A gateway whose config is broken files nothing: for monitoring that is critical."""
+    config = offline_site.config_path.read_text()
+    offline_site.config_path.write_text(config.replace("[state]\n", "[state]\nretry_for = nan\n", 1))
+    done = status_check(offline_site)
+    assert done.returncode == 2 and done.stdout.startswith(b"CRITICAL: config: "), done.stdout
+    assert b"retry_for" in done.stdout
