@@ -19,8 +19,16 @@ def main() -> int:
     key_file = home / "api-key"
     key_file.write_text(info["admin_key"])
     key_file.chmod(0o600)
+    # The acknowledgements the original setup sends go to a stand-in for sendmail that keeps
+    # them in the demo's outbox: the demo sends no mail and needs no mail system.
+    outbox = home / "outbox"
+    outbox.mkdir()
+    sendmail = home / "sendmail"
+    sendmail.write_text(f'#!/bin/sh\n# the demo\'s sendmail: keeps the mail, sends nothing\ncat > "{outbox}/$$.eml"\n')
+    sendmail.chmod(0o755)
     config = home / "config.toml"
     config.write_text((ROOT / "examples" / "original-setup.toml").read_text()
+                      .replace("[outgoing]\n", f'[outgoing]\nsendmail = "{sendmail}"\n', 1)
                       .replace("https://redmine.example.org", info["url"])
                       .replace("~/.config/m2r-deliver/api-key", str(key_file))
                       + f'\n[state]\ndir = "{home / "state"}"\n\n[log]\nsyslog = false\nfile = "{home / "m2r.log"}"\n')
@@ -42,9 +50,24 @@ def main() -> int:
             print(f"  author: {issue['author']['name']}"
                   + "".join(f"; {cf['name']}: {cf['value']}" for cf in issue.get("custom_fields", []) if cf.get("value")))
             print(f"  {info['url']}/issues/{number}")
+        if fields.get("ack") == "acknowledged":
+            print(f"  acknowledged to {fields.get('to')}: {_subject(outbox, fields.get('ack_msgid', ''))}")
         print()
     print(f"One log line per mail: {home / 'm2r.log'}")
+    print(f"The acknowledgements, as they would reach the requesters (not sent): {outbox}")
     return 0
+
+
+def _subject(outbox: Path, message_id: str) -> str:
+    """The decoded subject of the acknowledgement with that Message-ID in the outbox."""
+    from email import message_from_bytes
+    from email.header import decode_header, make_header
+
+    for kept in outbox.glob("*.eml"):
+        message = message_from_bytes(kept.read_bytes())
+        if message["Message-ID"] == message_id:
+            return str(make_header(decode_header(message["Subject"])))
+    return "(not in the outbox)"
 
 
 def _split(line: str) -> list[str]:
