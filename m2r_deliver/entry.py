@@ -8,8 +8,9 @@
   makes Python raise MemoryError, which is classified, recorded and in the end
   quarantined, instead of growing until the kernel's OOM killer ends the process (or
   picks the mail system or Redmine instead).
-- No library's own log record reaches stderr: nothing is configured for Python's
-  logging, whose last resort would print warnings there.
+- No library's own log record reaches stderr: Python's logging, with nothing configured,
+  would print warnings there. It is silenced where a library that logs is loaded
+  (``log.quiet_libraries``), so a mail that loads none does not pay for logging.
 """
 
 from __future__ import annotations
@@ -31,9 +32,6 @@ def _stopped(signum, frame):
 def main() -> int:
     signal.signal(signal.SIGTERM, _stopped)
     limit_memory(MEMORY_LIMIT)
-    import logging
-
-    logging.getLogger().addHandler(logging.NullHandler())
     from .cli import main as run
 
     return run()

@@ -121,3 +121,16 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError, OSError):
         return False
+
+
+def quiet_libraries(*names: str) -> None:
+    """Keep libraries' own log records (those of *names*, or of every logger when none is
+    named) from stderr, where Python's logging prints them when nothing is configured and
+    where some mail systems count any output as a failed delivery. Called where such a
+    library is loaded, so mail that loads none never imports logging."""
+    import logging
+
+    for name in names or ("",):
+        logger = logging.getLogger(name)
+        if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+            logger.addHandler(logging.NullHandler())

@@ -122,6 +122,13 @@ def test_a_dropped_mail_reads_its_command_line_without_shutil(offline_site):
     assert sorted(loaded & {"shutil", "bz2", "lzma"}) == []
 
 
+def test_a_dropped_mail_loads_no_logging_machinery(offline_site):
+    """Python's logging (about 5 ms with threading and string) is silenced only where a
+    library that logs is loaded: flufl.bounce, the HTTP stack."""
+    loaded = imported_modules(offline_site, make_mail("Out of office", headers=VACATION))
+    assert "logging" not in loaded
+
+
 # --- memory -------------------------------------------------------------------------------
 
 def big_mail(size: int) -> bytes:

@@ -7,8 +7,6 @@ and is imported only then, so most mail never pays for it.
 
 from __future__ import annotations
 
-import logging
-
 from ..config import Settings
 from ..mail import Mail
 from .bounce_signs import SIGNS, Sign
@@ -44,7 +42,9 @@ def failed_recipients(mail: Mail) -> set[bytes]:
 
     flufl.bounce logs such an exception itself before raising it; with no logging set up,
     Python would print it on stderr, which some mail systems count as a failed delivery."""
-    quiet_library_log("flufl.bounce")
+    from ..log import quiet_libraries
+
+    quiet_libraries("flufl.bounce")
     from flufl.bounce import all_failures
 
     try:
@@ -53,10 +53,3 @@ def failed_recipients(mail: Mail) -> set[bytes]:
         return set()
     return set(temporary) | set(permanent)
 
-
-def quiet_library_log(name: str) -> None:
-    """Keep a library's own log records (*name* and below) from ever reaching stderr."""
-    logger = logging.getLogger(name)
-    if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
-        logger.addHandler(logging.NullHandler())
-    logger.propagate = False

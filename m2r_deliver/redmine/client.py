@@ -13,6 +13,9 @@ from redminelib.engines.sync import SyncEngine
 from .. import explain
 from ..config import Settings
 from ..errors import ConfigError, RedmineRefused, RedmineUnavailable
+from ..log import quiet_libraries
+
+quiet_libraries()  # the HTTP stack has loaded logging: no library's warning may reach stderr
 
 
 class _TimeoutEngine(SyncEngine):
