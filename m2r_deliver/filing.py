@@ -1,6 +1,6 @@
 """Filing: a Plan carried out in Redmine (or, on --dry-run, only resolved).
 
-A new issue or a note is filed as the user identity.py chooses, through a connection
+A new issue is filed (a note: notes.py) as the user identity.py chooses, through a connection
 that switches to that user (python-redmine takes ``impersonate`` only when the
 connection is made). If Redmine refuses to act as them (403, or 412 for an account
 locked meanwhile), the mail goes to the fallback instead.
@@ -13,7 +13,7 @@ from typing import Any, Callable, TypeVar
 
 from redminelib import Redmine
 
-from . import identity, keywords, outsiders
+from . import identity, keywords
 from .config import Settings
 from .errors import ConfigError, RedmineRefused
 from .identity import Acting, Ignored
@@ -24,8 +24,7 @@ from .plan import Attempt, Keyword, Outcome, Plan, PlannedAttachment, size_text
 from .redmine.cache import NameCache
 from .redmine.client import connect
 from .redmine.find import find_by_content, find_by_marker
-from .redmine.issues import (IssueState, add_note, add_watcher, create_issue, custom_values, find_note,
-                             issue_of_journal, issue_state, not_taken)
+from .redmine.issues import (add_watcher, create_issue, custom_values, not_taken)
 from .redmine.names import Resolver, resolve_fields
 from .redmine.uploads import upload_attachments
 from .redmine.users import Directory
@@ -39,8 +38,10 @@ def file(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *, dry_ru
     """File the plan (a new issue, or a note) unless Redmine already has it."""
     site = Site(settings, attempt)
     if plan.action == Action.NOTE:
-        return _file_note(plan, mail, site, dry_run)
-    return _file_issue(plan, mail, site, dry_run)
+        from .notes import file_note  # a reply's own path
+
+        return file_note(plan, mail, site, dry_run)
+    return file_issue(plan, mail, site, dry_run)
 
 
 class Site:
@@ -138,7 +139,7 @@ def _without_project(found: tuple[Keyword, ...]) -> tuple[Keyword, ...]:
     return tuple(k for k in found if k.attribute != "project")
 
 
-def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcome, Plan]:
+def file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcome, Plan]:
     settings, attempt = site.settings, site.attempt
     keyed, project, defaults = _keyed_defaults(plan, site)
     acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, site.directory, settings,
@@ -155,8 +156,8 @@ def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outc
         defaults = merged(defaults, {"custom_fields": [{"id": marker_id, "value": attempt.key}]})
     plan = replace(plan, project=project, warnings=plan.warnings + keyed.warnings)
     if isinstance(acting, Ignored):
-        return _dropped(plan, mail, settings, "unknown_user", acting.reason, dry_run)
-    plan = _warned(plan, acting)
+        return dropped(plan, mail, settings, "unknown_user", acting.reason, dry_run)
+    plan = warned(plan, acting)
 
     def prepare(acting: Acting) -> _Filing:
         record = _requester_record(plan, acting, site)
@@ -176,11 +177,11 @@ def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outc
     if dry_run:
         filing = prepare(acting)
         shown = replace(plan, description=filing.description(plan), resolved=filing.shown(keyed))
-        return Outcome(Decision.PLANNED, author=_login(acting)), shown
+        return Outcome(Decision.PLANNED, author=login(acting)), shown
     if attempt.look_first:
         found = _already_filed(plan, prepare(acting).description(plan), defaults["project_id"], marker_id, site)
         if found is not None:
-            return Outcome(Decision.DUPLICATE, found, _url(settings, found), note=f"duplicate of #{found}"), plan
+            return Outcome(Decision.DUPLICATE, found, issue_url(settings, found), note=f"duplicate of #{found}"), plan
 
     def create_as(acting: Acting) -> tuple[int, Plan]:
         uploads, with_refusals = site.upload(plan, mail, acting)
@@ -194,16 +195,16 @@ def _file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outc
 
     filed = site.file_as(acting, plan, create_as)
     if isinstance(filed, Ignored):
-        return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
+        return dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
     (issue_id, filed_plan), acting = filed
-    return Outcome(Decision.FILED, issue_id, _url(settings, issue_id), _login(acting)), filed_plan
+    return Outcome(Decision.FILED, issue_id, issue_url(settings, issue_id), login(acting)), filed_plan
 
 
 def _moved(keyed: Keyed) -> bool:
     return any(keyword.attribute == "project" for keyword, _ in keyed.applied)
 
 
-def _warned(plan: Plan, acting: Acting) -> Plan:
+def warned(plan: Plan, acting: Acting) -> Plan:
     return replace(plan, warnings=(*plan.warnings, acting.warning)) if acting.warning else plan
 
 
@@ -231,7 +232,7 @@ def _marker_field(resolver: Resolver, settings: Settings) -> int | None:
     return found["id"]
 
 
-def _url(settings: Settings, issue_id: int) -> str:
+def issue_url(settings: Settings, issue_id: int) -> str:
     return f"{settings.url}/issues/{issue_id}"
 
 
@@ -255,7 +256,7 @@ class _Filing:
         return {**keyed.over(self.fields), "description": self.description(plan, keyed)}
 
     def shown(self, keyed: Keyed) -> dict[str, Any]:
-        return _shown(keyed.over(self.fields), self.acting, ("subject",))
+        return shown(keyed.over(self.fields), self.acting, ("subject",))
 
 
 def _create_with_keyword_fallbacks(connection: Redmine, filing: _Filing, uploads: list[dict[str, Any]], plan: Plan,
@@ -294,118 +295,13 @@ def _create_with_keyword_fallbacks(connection: Redmine, filing: _Filing, uploads
     raise AssertionError("unreachable: the last fallback returns or raises")
 
 
-def _file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcome, Plan]:
-    settings = site.settings
-    found, missing = _answered_issue(plan, site)
-    if found is None:
-        if plan.if_missing is not None and settings.reply_missing == "new":
-            return _file_issue(plan.if_missing, mail, site, dry_run)
-        return _dropped(plan, mail, settings, "reply", f"{missing}; [reply] missing = drop", dry_run)
-    issue, private = found
-    acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, site.directory, settings,
-                             issue.project_id, identity.NOTE_PERMISSIONS, dry_run=dry_run)
-    if isinstance(acting, Ignored):
-        return _dropped(plan, mail, settings, "unknown_user", acting.reason, dry_run)
-    plan = _warned(plan, acting)
-    header = ""
-    if not acting.themselves:
-        refusal = _outsider_refusal(plan, issue, site)
-        if refusal is not None:
-            if plan.if_missing is None:
-                return _dropped(plan, mail, settings, "reply", refusal, dry_run)
-            instead = plan.if_missing
-            return _file_issue(replace(instead, warnings=(*instead.warnings, f"not a note on #{issue.id}: {refusal}")),
-                               mail, site, dry_run)
-        header = outsiders.note_header(plan.author)
-    served = site.served(plan)
-    if served is not None and issue.project_id not in served:
-        keyed = Keyed(None, (), (f"keywords ignored: issue #{issue.id} is in a project this gateway does not serve",)
-                      if plan.keywords else ())
-    else:
-        keyed = resolve_keywords(site.resolver, str(issue.project_id), plan.keywords, site.limits(plan))
-    api_fields: dict[str, Any] = keyed.over({})
-    api_fields.pop("project_id", None)
-    text = keywords.without_lines(plan.notes, keyed.lines)
-    api_fields["notes"] = f"{header}\n\n{text}" if header and text else header or text
-    if private:
-        api_fields["private_notes"] = True
-    watchers = [a.id for a in site.accounts(plan.watchers) if a.id not in issue.watcher_ids]
-    plan = replace(plan, issue_id=issue.id, notes=api_fields["notes"], warnings=plan.warnings + keyed.warnings,
-                   resolved=_shown({**api_fields, "watcher_user_ids": watchers}, acting, ("notes",)))
-    if dry_run:
-        return Outcome(Decision.PLANNED, issue.id, author=_login(acting)), plan
-    attempt = site.attempt
-    # A note carries no marker: only an attempt whose outcome is unknown looks, for the same
-    # text written since then (an identical older note, "Thanks!", is not this mail's).
-    if attempt.look_first and attempt.since is not None:
-        if find_note(site.connection, issue.id, api_fields["notes"], attempt.since):
-            return Outcome(Decision.DUPLICATE, issue.id, _url(settings, issue.id),
-                           note=f"duplicate of a note on #{issue.id}"), plan
-        attempt.looked = True
-
-    def note_as(acting: Acting) -> Plan:
-        connection = site.connection_for(acting)
-        for user_id in watchers:  # before the note: adding a watcher twice is harmless, a note is not
-            if user_id != (acting.account.id if acting.account else None):
-                add_watcher(connection, issue.id, user_id)
-        uploads, filed_plan = site.upload(plan, mail, acting)
-        attempt.sent = True
-        add_note(connection, issue.id, api_fields, uploads, acting=bool(acting.impersonate))
-        return filed_plan
-
-    filed = site.file_as(acting, plan, note_as)
-    if isinstance(filed, Ignored):
-        return _dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
-    filed_plan, acting = filed
-    return Outcome(Decision.FILED, issue.id, _url(settings, issue.id), _login(acting)), filed_plan
-
-
-def _outsider_refusal(plan: Plan, issue: IssueState, site: Site) -> str | None:
-    """outsiders.refusal with what Redmine records of the issue and the sender."""
-    settings, person = site.settings, plan.author
-    accounts = site.accounts((person.addr,)) if person else []
-    field = site.resolver.custom_field(settings.requester_field) if settings.requester_field else None
-    records = replace(issue.records, requester_value=(issue.custom_values or {}).get(field["id"]) if field else None)
-    return outsiders.refusal(person, accounts[0].id if accounts else None, issue.id, records, settings,
-                             served=site.served(plan), project_id=issue.project_id)
-
-
-def _answered_issue(plan: Plan, site: Site) -> tuple[tuple[IssueState, bool] | None, str | None]:
-    """((issue, private), None) for the first thread reference that leads to an issue
-    taking notes, else (None, why not). A reply to a private note is private."""
-    settings = site.settings
-    journal_id = next((ref.journal_id for ref in plan.thread if ref.journal_id), None)
-    why, tried = "no issue found for its references", set()
-    for ref in plan.thread:
-        if ref.issue_id in tried:
-            continue
-        if ref.issue_id:
-            tried.add(ref.issue_id)
-            issue = issue_state(site.connection, ref.issue_id)
-        elif ref.journal_id:
-            issue = issue_of_journal(site.connection, ref.journal_id, ref.since)
-        else:
-            continue  # neither an issue nor a note to look up
-        if issue is None:
-            why = f"issue #{ref.issue_id} does not exist" if ref.issue_id else f"note {ref.journal_id} not found"
-            continue
-        if site.directory.project(issue.project_id)["status"] != 1:
-            why = f"issue #{issue.id} is in a closed or archived project"
-            continue
-        if issue.closed and settings.reply_closed == "missing":
-            why = f"issue #{issue.id} is closed and [reply] closed = missing"
-            continue
-        return (issue, journal_id in issue.private_journal_ids), None
-    return None, why
-
-
 def _requester_record(plan: Plan, acting: Acting, site: Site) -> identity.RequesterRecord:
     person = plan.requester
     accounts = site.accounts((person.addr,)) if person and not acting.is_address(person.addr) else []
     return identity.record_requester(person, acting, accounts[0] if accounts else None, site.settings)
 
 
-def _dropped(plan: Plan, mail: Mail, settings: Settings, rule: str, reason: str,
+def dropped(plan: Plan, mail: Mail, settings: Settings, rule: str, reason: str,
              dry_run: bool) -> tuple[Outcome, Plan]:
     """A mail the sender rules or the reply rules drop: like a guard's drop, kept in
     keep_dropped when that is set."""
@@ -431,12 +327,12 @@ def _refusal_lines(refused: list[PlannedAttachment]) -> str:
     return "".join(f"\n\n[Attachment not filed: {a.filename} ({size_text(a.size)}): {a.left_out}]" for a in refused)
 
 
-def _login(acting: Acting) -> str | None:
+def login(acting: Acting) -> str | None:
     return acting.impersonate or (acting.account.login if acting.account else None)
 
 
-def _shown(api_fields: dict[str, Any], acting: Acting, hidden: tuple[str, ...]) -> dict[str, Any]:
+def shown(api_fields: dict[str, Any], acting: Acting, hidden: tuple[str, ...]) -> dict[str, Any]:
     """What --dry-run prints as resolved: the API fields (without the long texts) and
     whom the mail is filed as, and why."""
     shown = {k: v for k, v in api_fields.items() if k not in hidden}
-    return {**shown, "as": _login(acting), "why": acting.why}
+    return {**shown, "as": login(acting), "why": acting.why}

@@ -23,7 +23,7 @@ from .sections import (ALL_CUSTOM_FIELDS, CUSTOM_FIELD_PREFIX, FORM_TARGETS, OVE
                        RedmineSettings, ReplySettings, Route, SenderSettings, StateSettings, override_token,
                        read_form, read_guard, read_issue, read_log, read_mail, read_redmine, read_reply, read_sender,
                        read_state)
-from .outgoing import AcknowledgeSettings, OutgoingSettings, read_acknowledge, read_outgoing
+from .outgoing import AcknowledgeSettings, OutgoingSettings, RelaySettings, read_acknowledge, read_outgoing, read_relay
 from .values import FLAGS, Mistakes, Values
 
 __all__ = [
@@ -42,9 +42,10 @@ class Settings(LogSettings, StateSettings, ReplySettings, FormSettings, SenderSe
     the guards' as ``settings.guard``."""
 
     guard: GuardSettings = field(default_factory=GuardSettings)
-    #: The mail the program sends: [outgoing], [acknowledge].
+    #: The mail the program sends: [outgoing], [acknowledge], [relay].
     outgoing: OutgoingSettings = field(default_factory=OutgoingSettings)
     acknowledge: AcknowledgeSettings = field(default_factory=AcknowledgeSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
     #: The file read, or None when the flags alone configure.
     source: str | None = None
 
@@ -96,6 +97,7 @@ def _settings(data: dict[str, Any], overrides: dict[str, dict[str, Any]], where:
         guard=read_guard(tables["guard"], state["state_dir"]),
         outgoing=outgoing,
         acknowledge=read_acknowledge(tables["acknowledge"], outgoing, source.parent if source else None),
+        relay=read_relay(tables["relay"], outgoing),
         source=str(source) if source else None,
     )
     if mistakes:

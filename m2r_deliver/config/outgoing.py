@@ -1,4 +1,4 @@
-"""[outgoing] and [acknowledge]: the settings of the mail the program sends, typed, with
+"""[outgoing], [acknowledge] and [relay]: the settings of the mail the program sends, typed, with
 their readers. Defaults are read from the schema; ``from`` is a Python keyword, so its
 field is ``from_address``.
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..lazy import Pattern
-from .schema import ACKNOWLEDGE, OUTGOING
+from .schema import ACKNOWLEDGE, OUTGOING, RELAY
 from .values import Values
 
 if TYPE_CHECKING:
@@ -107,3 +107,26 @@ def load_template(v: Values, config_dir: Path | None) -> Template | None:
     except ConfigError as exc:
         v.fail("template", exc.reason)
         return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelaySettings:
+    """[relay]: staff's public notes mailed to the requester."""
+
+    enabled: bool = RELAY["enabled"].value
+    #: Login of the relay account (a watcher of each issue filed for a requester).
+    user: str = RELAY["user"].value
+    #: Status names whose change alone also sends a short mail.
+    statuses: tuple[str, ...] = tuple(RELAY["statuses"].value)
+    #: The template file as configured (relative: next to the config file, else shipped).
+    template: Path = RELAY["template"].value
+    #: Bytes of the files that may go along with one relayed note.
+    attachments_max: int = RELAY["attachments_max"].value
+
+
+def read_relay(v: Values, outgoing: OutgoingSettings) -> RelaySettings:
+    if v["enabled"] and not outgoing.from_address:
+        v.fail("enabled", "is true but [outgoing] from is not set: set outgoing.from, the From of the relayed "
+                          "mail (e.g. \"Helpdesk <request@example.org>\")")
+    return RelaySettings(enabled=v["enabled"], user=v["user"], statuses=tuple(v["statuses"]), template=v["template"],
+                         attachments_max=int(v["attachments_max"]))

@@ -149,6 +149,15 @@ REPLY = Section("reply", "Mail that answers an issue becomes a note.", (
         "as themselves (filed as fallback_user or the key's user): requester adds the note only to an issue that "
         "records them (requester, watcher, earlier note), anyone to any issue of a served project; otherwise the "
         "mail becomes a new issue"),
+    Key("reopen_status", Text(blank_ok=False), None, "a reply to a closed issue reopens it to this status "
+        "(within reopen_within; older, a new issue related to the old one)",
+        unset="a reply to a closed issue is handled by [reply] closed"),
+    Key("reopen_within", Duration(), "30d", "how long after its last change a closed issue is reopened by a "
+        "reply"),
+    Key("waiting_statuses", Strings(blank_ok=False), [], "statuses that wait for the requester; a reply to an "
+        "issue in one of them moves it to resume_status"),
+    Key("resume_status", Text(blank_ok=False), None, "the status a reply moves a waiting issue to",
+        unset="the status is left alone"),
 ))
 
 STATE = Section("state", "The ledger, the caches and the retry policy.", (
@@ -215,6 +224,20 @@ ACKNOWLEDGE = Section("acknowledge", "One mail to the requester of each new issu
     Key("once_per", Duration(), "1d", "at most one acknowledgement per requester within this period"),
 ))
 
+RELAY = Section("relay", "Staff's public notes mailed to the requester of an issue (Redmine's notification to the "
+                "relay account, read back over REST; never a private note, never the requester's own).", (
+    Key("enabled", Flag(), False, "mail the public notes of issues with a requester (needs [outgoing] from)"),
+    Key("user", Text(blank_ok=False), "relay", "login of the relay account: added as a watcher of each issue filed "
+        "for a requester; its address routes to the gateway; it must not have View private notes"),
+    Key("statuses", Strings(blank_ok=False), [], "status names whose change alone also sends a short mail, e.g. "
+        '["Resolved"]'),
+    Key("template", Location(), "relay.txt", "the relayed mail's text: a file with {issue_id}, {subject}, "
+        "{project}, {tracker}, {requester}, {url}, {author}, {notes}, {status}; relative: next to the config file, "
+        "or a shipped one (relay.en.txt, relay.ja.txt); the default, when absent, is the shipped relay.en.txt"),
+    Key("attachments_max", Number(0, whole=True, unit="bytes"), 5 * 1024 * 1024, "files added with a note go "
+        "along while together at most this many bytes; the others are named in the text; 0: none go along"),
+))
+
 ROUTE = Section("route", "Mail matching every pattern of a route gets its [issue] values; the first match wins.", (
     Key("from", Patterns(blank_ok=False), None, "From address or envelope sender (globs)"),
     Key("to", Patterns(blank_ok=False), None, "To, Cc, Delivered-To or X-Original-To address (globs)"),
@@ -224,6 +247,6 @@ ROUTE = Section("route", "Mail matching every pattern of a route gets its [issue
 ), array=True)
 
 SECTIONS: tuple[Section, ...] = (REDMINE, ISSUE, MAIL, SENDER, FORM, REPLY, STATE, LOG, GUARD, OUTGOING, ACKNOWLEDGE,
-                                 ROUTE)
+                                 RELAY, ROUTE)
 #: section name → its keys' names.
 SCHEMA: dict[str, tuple[str, ...]] = {section.name: section.names for section in SECTIONS}

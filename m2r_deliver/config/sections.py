@@ -281,13 +281,24 @@ class ReplySettings:
     reply_delimiters: tuple[str, ...] = REPLY["delimiters"].value
     #: "requester": a sender not acted as adds notes only where the issue records them.
     reply_outsiders: str = REPLY["outsiders"].value
+    #: A reply to a closed issue reopens it to this status (within reopen_within).
+    reopen_status: str | None = REPLY["reopen_status"].value
+    #: Seconds after a closed issue's last change that a reply still reopens it.
+    reopen_within: float = REPLY["reopen_within"].value
+    #: Statuses that wait for the requester; a reply moves such an issue to resume_status.
+    waiting_statuses: tuple[str, ...] = REPLY["waiting_statuses"].value
+    resume_status: str | None = REPLY["resume_status"].value
 
 
 def read_reply(v: Values, regex: bool) -> dict[str, Any]:
     if regex:
         _compiled(v, "delimiters", v["delimiters"])
+    if v["waiting_statuses"] and v["resume_status"] is None:
+        v.fail("waiting_statuses", "is set but [reply] resume_status is not: name the status a reply moves a "
+                                   "waiting issue to")
     return dict(reply_missing=v["missing"], reply_closed=v["closed"], reply_delimiters=v["delimiters"],
-                         reply_outsiders=v["outsiders"])
+                reply_outsiders=v["outsiders"], reopen_status=v["reopen_status"], reopen_within=v["reopen_within"],
+                waiting_statuses=tuple(v["waiting_statuses"]), resume_status=v["resume_status"])
 
 
 @_fields_of_settings
