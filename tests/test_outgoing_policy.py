@@ -122,6 +122,20 @@ def test_the_gateways_own_addresses_are_never_answered(address):
     assert refused_by(make_mail(sender=address)) == "own_or_list_address"
 
 
+def test_never_to_keeps_monitoring_systems_unanswered():
+    """The original setup's monitoring mail (examples/mail/04-ops-alias.eml) files an issue
+    in ops; with [outgoing] never_to its sender gets no mail, a person still does."""
+    from dataclasses import replace
+
+    nagios = (ROOT / "examples" / "mail" / "04-ops-alias.eml").read_bytes()
+    outgoing = replace(OUTGOING, never_to=("*@monitor.example.org",))
+    assert policy.refusal(Answering(parsed(nagios), requester(parsed(nagios), (), None), SITE, OUTGOING)) is None
+    found = policy.refusal(Answering(parsed(nagios), requester(parsed(nagios), (), None), SITE, outgoing))
+    assert found is not None and found.rule == "never_to" and "nagios@monitor.example.org" in found.reason
+    assert policy.refusal(Answering(parsed(make_mail()), requester(parsed(make_mail()), (), None), SITE,
+                                    outgoing)) is None
+
+
 def test_the_address_the_mail_was_delivered_to_is_never_answered():
     data = b"Delivered-To: request+ops@example.org\n" + make_mail(sender="request+ops@example.org")
     assert refused_by(data) == "own_or_list_address"

@@ -46,6 +46,8 @@ class OutgoingSettings:
     from_address: str | None = OUTGOING["from"].value
     #: The envelope sender (``-f``, MAIL FROM), where bounces of our own mail return.
     envelope_sender: str | None = OUTGOING["envelope_sender"].value
+    #: Address globs never written to (monitoring systems and other robots that file issues).
+    never_to: tuple[str, ...] = tuple(OUTGOING["never_to"].value)
     #: "utf-8", or "iso-2022-jp" for old Japanese clients (a text that ISO-2022-JP cannot
     #: hold is sent as UTF-8).
     charset: str = OUTGOING["charset"].value
@@ -71,7 +73,8 @@ def read_outgoing(v: Values) -> OutgoingSettings:
     return OutgoingSettings(
         sendmail=str(v["sendmail"]), smtp=smtp.strip() if smtp else None, smtp_starttls=v["smtp_starttls"],
         smtp_user=v["smtp_user"], smtp_password_file=v["smtp_password_file"], from_address=sender,
-        envelope_sender=envelope.strip() if envelope else None, charset=v["charset"], timeout=v["timeout"])
+        envelope_sender=envelope.strip() if envelope else None, never_to=tuple(v["never_to"]), charset=v["charset"],
+        timeout=v["timeout"])
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -209,6 +209,8 @@ OUTGOING = Section("outgoing", "How the mail the program sends (the acknowledgem
         '<request@example.org>"; required to send any', unset="nothing is sent"),
     Key("envelope_sender", Text(blank_ok=False), None, "envelope sender (sendmail -f, MAIL FROM) where bounces "
         "of the program's own mail return, e.g. request+bounces@example.org", unset="the mail system's choice"),
+    Key("never_to", Patterns(blank_ok=False), [], "addresses (globs) the program never sends mail to, e.g. "
+        '["*@monitor.example.org"] for monitoring systems that file issues'),
     Key("charset", Choice(choices=OUTGOING_CHARSETS), "utf-8", "charset of the text; iso-2022-jp for old Japanese "
         "clients (a text it cannot hold is sent in UTF-8)"),
     Key("timeout", Number(0, 600, above_low=True, unit="seconds"), 60, "seconds one hand-over may take (the "

@@ -109,6 +109,16 @@ class RobotRecipient:
         return f"robot address {address}" if robot else None
 
 
+class NeverTo:
+    name = "never_to"
+    description = "the requester's address matches [outgoing] never_to (monitoring systems, other robots)"
+
+    def check(self, answering: Answering) -> str | None:
+        address = answering.recipient.addr.lower() if answering.recipient else ""
+        found = first_match([address], tuple(p.lower() for p in answering.outgoing.never_to))
+        return f"{address} is in [outgoing] never_to" if found else None
+
+
 class OwnOrListAddress:
     name = "own_or_list_address"
     description = "the requester's address is a list's, the form's sender, or one of the gateway's own"
@@ -142,7 +152,7 @@ class Unauthenticated:
 
 
 RULES: tuple[Rule, ...] = (NoRecipient(), NullSender(), Unauthenticated(), AutomaticMail(), RobotRecipient(),
-                           OwnOrListAddress())
+                           NeverTo(), OwnOrListAddress())
 
 
 def refusal(answering: Answering, rules: tuple[Rule, ...] = RULES) -> Refusal | None:
