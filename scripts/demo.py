@@ -47,8 +47,9 @@ def main() -> int:
             issue = requests.get(f"{info['url']}/issues/{number}.json", timeout=30,
                                  headers={"X-Redmine-API-Key": info["admin_key"]}).json()["issue"]
             print(f"  #{number} [{issue['project']['name']} - {issue['tracker']['name']}] {issue['subject']}")
-            print(f"  author: {issue['author']['name']}"
-                  + "".join(f"; {cf['name']}: {cf['value']}" for cf in issue.get("custom_fields", []) if cf.get("value")))
+            fields_shown = "".join(f"; {cf['name']}: {cf['value']}"
+                                   for cf in issue.get("custom_fields", []) if cf.get("value"))
+            print(f"  author: {issue['author']['name']}{fields_shown}")
             print(f"  {info['url']}/issues/{number}")
         if fields.get("ack") == "acknowledged":
             print(f"  acknowledged to {fields.get('to')}: {_subject(outbox, fields.get('ack_msgid', ''))}")
