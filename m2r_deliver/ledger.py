@@ -300,11 +300,15 @@ class Ledger:
 
     def _alive(self, row: Row, now: float) -> bool:
         """Whether the attempt in flight may still be running. On this host the process
-        is asked; elsewhere (or after a pid was reused) only its age can tell."""
+        is asked, unless the attempt began before the host's last boot (its pid may be
+        another process's now); elsewhere only its age can tell."""
         if row.started_at is None or row.pid is None or now - row.started_at > self.stale_after:
             return False
         if row.host != self.host:
             return True
+        booted = boot_time()
+        if booted is not None and row.started_at < booted:
+            return False
         try:
             os.kill(row.pid, 0)
         except ProcessLookupError:
@@ -425,3 +429,15 @@ def _translated(path: Path, doing: str) -> Iterator[None]:
 def _damaged(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code & 0xFF in _DAMAGED if code is not None else str(exc) in _DAMAGED_MESSAGES
+
+
+def boot_time() -> float | None:
+    """When this host last booted (Linux's /proc/stat ``btime``), or None where unknown."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            for line in stat:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

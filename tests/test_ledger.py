@@ -84,6 +84,21 @@ def test_an_attempt_whose_process_is_gone_leaves_the_outcome_unknown(tmp_path):
     assert claim.row.unsure_since == started and claim.row.outcome_unknown
 
 
+def test_an_attempt_from_before_this_hosts_boot_is_dead_even_when_its_pid_lives(tmp_path):
+    """After a reboot the pid an attempt recorded may belong to another process: a claim
+    started before the boot is over, whatever that pid is now."""
+    from m2r_deliver.ledger import boot_time
+
+    booted = boot_time()
+    if booted is None:
+        pytest.skip("this system tells no boot time (/proc/stat btime)")
+    with open_ledger(tmp_path, stale=10 ** 9) as ledger:  # not stale by age, however long ago the boot
+        ledger.claim("<a@x>")  # pid: this very process, alive
+        ledger.db.execute("UPDATE deliveries SET started_at = ?", (booted - 10,))
+        claim = ledger.claim("<a@x>")
+    assert claim.verdict == "go" and claim.row.outcome_unknown
+
+
 def test_an_attempt_older_than_any_run_is_stale_even_on_another_host(tmp_path):
     with open_ledger(tmp_path, stale=60) as ledger:
         ledger.claim("<a@x>")
