@@ -141,7 +141,8 @@ def classify(exc: BaseException) -> DeliveryError:
 
 #: Outcomes after which the mail system may forget the mail, failure or not: it is in
 #: Redmine, deliberately dropped, or kept byte for byte in the quarantine Maildir.
-RELEASED = frozenset({Decision.FILED, Decision.DUPLICATE, Decision.DROPPED, Decision.PLANNED, Decision.QUARANTINED})
+RELEASED = frozenset({Decision.FILED, Decision.RELAYED, Decision.DUPLICATE, Decision.DROPPED, Decision.PLANNED,
+                      Decision.QUARANTINED})
 
 
 def exit_status(exc: BaseException | None, decision: Decision | None = None) -> int:

@@ -50,7 +50,8 @@ def delivery_line(mail: Mail | None, key: str | None, plan: Plan | None, outcome
     """The summary line of one delivery, from what each stage returned (None: the pass
     did not get that far). *key*: the delivery key, when the ledger was asked. *reply*:
     the acknowledgement's fields (``ack=``, ``to=``, ``ack_rule=``, ``ack_reason=``,
-    ``ack_msgid=``), after every other field but ``ms``."""
+    ``ack_msgid=``) or a relayed note's (``to=``, ``relay=``, ``relay_msgid=`` …), after
+    every other field but ``ms``. A notification of a journal names it (``journal=``)."""
     by_msgid = key is not None and key.startswith("<")
     filed = outcome is not None and outcome.decision == Decision.FILED
     created = plan is not None and plan.action == Action.CREATE
@@ -65,6 +66,7 @@ def delivery_line(mail: Mail | None, key: str | None, plan: Plan | None, outcome
         sender=(mail.sender.addr if mail and mail.sender else None),
         decision=decision,
         issue=f"#{outcome.issue_id}" if outcome and outcome.issue_id else None,
+        journal=plan.journal_id if plan else None,
         action=plan.action if plan and plan.action == Action.NOTE and filed else None,
         author=outcome.author if outcome else None,
         project=plan.project if plan and created else None,

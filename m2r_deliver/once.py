@@ -163,7 +163,7 @@ class Delivery:
         guard did with it. Never raises: the mail is settled whatever the ledger says, so
         a ledger that fails now only costs a look-up on redelivery."""
         try:
-            if outcome.decision in (Decision.FILED, Decision.DUPLICATE):
+            if outcome.decision in (Decision.FILED, Decision.RELAYED, Decision.DUPLICATE):
                 self.ledger.settle(self.key, RowState.FILED, issue_id=outcome.issue_id)
             elif plan is not None and plan.guard:
                 self.ledger.settle(self.key, RowState.DROPPED, guard=plan.guard)

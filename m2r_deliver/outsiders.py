@@ -90,6 +90,42 @@ def refusal(person: Person | None, account_id: int | None, issue_id: int, record
             "([reply] outsiders = requester)")
 
 
+def is_outsider_note(notes: str) -> bool:
+    """Whether a note opens with the line the gateway writes above an outsider's note."""
+    line = first_line(notes).strip()
+    return line == note_header(None) or _capture(NOTE_HEADER).fullmatch(line) is not None
+
+
+def requester_in(opening: str, requester_header: str) -> Person | None:
+    """The requester a description's first line names, written by *requester_header*
+    (None: it names nobody, or the template names no address)."""
+    if not requester_header:
+        return None
+    match = _capture(requester_header).fullmatch(opening.strip())
+    addr = match and (match.groupdict().get("addr") or match.groupdict().get("bare"))
+    if not match or not addr:
+        return None
+    return Person(addr.lower(), (match.groupdict().get("name") or "").strip(), "requester line")
+
+
+_ADDR = r"[^\s<>@]+@[^\s<>@]+"
+
+
+def _capture(template: str) -> re.Pattern:
+    """A line *template* writes, for any address: the first address (and name) captured."""
+    pattern, captured = "", False
+    for literal, field, _, _ in string.Formatter().parse(template):
+        pattern += re.escape(literal)
+        if field == "requester" and not captured:
+            pattern += rf"(?:(?P<name>[^\n<>]*?)\s*<(?P<addr>{_ADDR})>|(?P<bare>{_ADDR}))"
+        elif field == "addr" and not captured:
+            pattern += rf"(?P<addr>{_ADDR})"
+        elif field is not None:
+            pattern += r"[^\n]*?"
+        captured = captured or field in ("requester", "addr")
+    return re.compile(pattern, re.IGNORECASE)
+
+
 def first_line(text: str | None) -> str:
     return (text or "").lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
 

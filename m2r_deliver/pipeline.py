@@ -1,5 +1,6 @@
 """The one pass: read → claim → parse → guard → route → deliver → record → exit status
-(→ reply: the acknowledgement of a new issue, outgoing/stage.py).
+(→ reply: the acknowledgement of a new issue, or a staff note relayed to the requester:
+outgoing/stage.py).
 
 The claim (once.begin) comes right after reading, so that every later failure, our own
 bugs included, is counted in the ledger and ends in quarantine rather than in a retry
@@ -21,7 +22,7 @@ from .mailkey import delivery_key
 from .mail import Mail, parse
 from .plan import Attempt, Outcome, Plan
 from .read import Received, read_message
-from .route import plan_drop, plan_issue
+from .route import plan_issue, plan_stopped
 from .states import Action, Decision
 from .thread import issue_of_own_message
 
@@ -77,17 +78,22 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
                 verdict = guards.decide(mail, settings, record=not run.dry_run,
                                         ledger=delivery.ledger if delivery else None)
                 own_issue = delivery.own_issue if delivery else issue_of_own_message
-                plan = (plan_drop(mail, verdict.guard, verdict.reason, verdict.action) if verdict
+                plan = (plan_stopped(mail, verdict, settings) if verdict
                         else plan_issue(mail, settings, own_issue=own_issue))
                 attempt = delivery.attempt if delivery else Attempt(delivery_key(received))
                 outcome, plan = execute(plan, mail, settings, attempt, dry_run=run.dry_run)
                 if run.dry_run:
                     if _acknowledges(settings, outcome, plan, Decision.PLANNED):
                         plan = replace(plan, acknowledgement=_stage().preview(mail, plan, settings))
+                    elif plan.relay is not None and outcome.decision == Decision.PLANNED:
+                        plan = replace(plan, relay_mail=_stage().preview_relay(mail, plan, settings))
                     stdout.write(plan.to_json() + "\n")
                 elif delivery and _acknowledges(settings, outcome, plan, Decision.FILED):
                     owed = _stage().owe(delivery.ledger.db, delivery.key, mail, plan, outcome, settings)
-            elif delivery and settings.acknowledge.enabled and outcome.issue_id:
+                elif delivery and outcome.decision == Decision.RELAYED:
+                    owed, outcome, plan = _stage().owe_relay(delivery.ledger.db, delivery.key, mail, plan, outcome,
+                                                             settings)
+            elif delivery and (settings.acknowledge.enabled or settings.relay.enabled) and outcome.issue_id:
                 owed = _stage().owed(delivery.ledger.db, delivery.key, settings)
     except (Exception, KeyboardInterrupt) as exc:  # nothing may escape to the mail system
         failure = classify(exc)
@@ -96,8 +102,7 @@ def deliver_one(read: Callable[[], Received], stdout: TextIO, stderr: TextIO, se
         if delivery and not delivery.settled:
             outcome = delivery.record(outcome, plan)
         if delivery and owed is not None:
-            with _interruptible(settings):
-                reply = _stage().pay(delivery.ledger.db, owed, settings)
+            reply = _pay(delivery.ledger.db, owed, settings)
     finally:
         if delivery:
             delivery.close()
@@ -119,9 +124,19 @@ def _acknowledges(settings: Settings, outcome: Outcome, plan: Plan, decision: De
 
 
 def _stage():
-    from .outgoing import stage  # only when [acknowledge] is on: the drop path stays light
+    from .outgoing import stage  # only when there is a mail to send: the drop path stays light
 
     return stage
+
+
+def _pay(db, owed: Owed | Reply, settings: Settings) -> Reply:
+    """The hand-over, under its own net: whatever ends it (SIGTERM, the deadline, a bug)
+    leaves the mail owed and becomes the delivery's failure, never a traceback."""
+    try:
+        with _interruptible(settings):
+            return _stage().pay(db, owed, settings)
+    except (Exception, KeyboardInterrupt) as exc:
+        return owed if isinstance(owed, _stage().Reply) else _stage().unpaid(owed, exc)
 
 
 class _DeadlineExceeded(RedmineUnavailable, KeyboardInterrupt):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .states import Action, Decision, Via
+from .states import Action, Decision, MailKind, Via
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,38 @@ class ThreadRef:
 
 
 @dataclass(frozen=True)
+class RelayFile:
+    """A file added with a relayed journal, as Redmine lists it."""
+
+    attachment_id: int
+    filename: str
+    content_type: str
+    size: int
+    #: Goes along with the mail (within [relay] attachments_max), else only named in its text.
+    attached: bool = True
+
+
+@dataclass(frozen=True)
+class RelayNote:
+    """A journal to mail to the issue's requester, as Redmine's REST API tells it."""
+
+    kind: MailKind
+    issue_id: int
+    journal_id: int
+    subject: str
+    project: str
+    tracker: str
+    url: str
+    requester: Person
+    #: The journal's author's name as Redmine shows it.
+    author: str
+    notes: str
+    #: The issue's status after the journal.
+    status: str
+    files: tuple[RelayFile, ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
     """What is to be done with the mail: the action and everything Redmine is to be sent."""
 
@@ -123,6 +155,11 @@ class Plan:
     resolved: dict[str, Any] | None = None
     #: Filled on --dry-run when [acknowledge] is on: the acknowledgement a new issue would get.
     acknowledgement: dict[str, Any] | None = None
+    #: For "relay": the journal Redmine's notification names (with ``issue_id``), and what
+    #: the REST API says of it once read; on --dry-run, the mail that would be sent.
+    journal_id: int | None = None
+    relay: RelayNote | None = None
+    relay_mail: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         import json

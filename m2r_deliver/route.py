@@ -16,11 +16,15 @@ from typing import Any
 
 from . import form, keywords, thread
 from .config import Route, Settings
+from .guards import Verdict
+from .guards.own_mail import RedmineOwnMail, journal_notification
 from .mail import Mail
 from .plan import Person, Plan, PlannedAttachment, ThreadRef
 from .states import Action
 
 SUBJECT_LIMIT = 255  # Redmine's issues.subject column
+#: The rule under which a notification of a journal not relayed is dropped (``guard=relay``).
+RELAY_RULE = "relay"
 
 
 def plan_issue(mail: Mail, settings: Settings,
@@ -174,6 +178,18 @@ def _sender(mail: Mail) -> Person | None:
 def _form_values(mail: Mail, settings: Settings) -> dict[str, str]:
     labels = {*settings.requester_labels, *settings.form_fields, *form.template_labels(settings.form_subject)}
     return form.read_fields(mail.body, labels) if labels and form.applies(mail, settings) else {}
+
+
+def plan_stopped(mail: Mail, verdict: Verdict, settings: Settings) -> Plan:
+    """A mail a guard stopped: dropped or held — but with [relay] on, Redmine's own
+    notification of a journal becomes a relay of that journal (relay.py reads it over REST
+    and decides). Redmine's mail is never filed either way."""
+    journal = (journal_notification(mail) if settings.relay.enabled and verdict.guard == RedmineOwnMail.name
+               else None)
+    if journal is None:
+        return plan_drop(mail, verdict.guard, verdict.reason, verdict.action)
+    return Plan(action=Action.RELAY, message_id=mail.message_id, sender=mail.sender.addr if mail.sender else None,
+                subject=mail.subject, route=RELAY_RULE, issue_id=journal[0], journal_id=journal[1])
 
 
 def plan_drop(mail: Mail, guard: str, reason: str, action: Action = Action.DROP) -> Plan:

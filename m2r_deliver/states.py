@@ -22,12 +22,14 @@ class Action(_Named):
     NOTE = "note"  # a note on the issue the mail answers
     DROP = "drop"  # a guard or a sender rule stopped the mail
     HOLD = "hold"  # the rate limit keeps the mail in the hold Maildir
+    RELAY = "relay"  # Redmine's notification of a journal: mail the note to the issue's requester
 
 
 class Decision(_Named):
     """What became of a mail: the log line's ``decision=``."""
 
     FILED = "filed"
+    RELAYED = "relayed"  # a staff note (or status change) taken to be mailed to the requester
     DUPLICATE = "duplicate"  # already in Redmine, or settled in the ledger
     DROPPED = "dropped"
     HELD = "held"

@@ -97,7 +97,7 @@ def _settings(data: dict[str, Any], overrides: dict[str, dict[str, Any]], where:
         guard=read_guard(tables["guard"], state["state_dir"]),
         outgoing=outgoing,
         acknowledge=read_acknowledge(tables["acknowledge"], outgoing, source.parent if source else None),
-        relay=read_relay(tables["relay"], outgoing),
+        relay=read_relay(tables["relay"], outgoing, source.parent if source else None),
         source=str(source) if source else None,
     )
     if mistakes:

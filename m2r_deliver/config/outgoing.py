@@ -22,9 +22,10 @@ from .values import Values
 if TYPE_CHECKING:
     from ..outgoing.templates import Template
 
-#: The shipped template the default ``template`` falls back to when no such file is next
+#: The shipped templates the default ``template`` falls back to when no such file is next
 #: to the config.
 FALLBACK_TEMPLATE = "ack.en.txt"
+RELAY_FALLBACK_TEMPLATE = "relay.en.txt"
 _HOST_PORT = Pattern(r"\[[0-9A-Fa-f:.]+\](?::\d{1,5})?|[^\s:\[\]]+(?::\d{1,5})?")
 _PLAIN_ADDRESS = Pattern(r"[^\s<>()@\-\x00-\x1f\x7f][^\s<>()@\x00-\x1f\x7f]*@[^\s<>()@\x00-\x1f\x7f]+")
 
@@ -101,12 +102,13 @@ def read_acknowledge(v: Values, outgoing: OutgoingSettings, config_dir: Path | N
     return AcknowledgeSettings(enabled=enabled, template=v["template"], once_per=v["once_per"], text=text)
 
 
-def load_template(v: Values, config_dir: Path | None) -> Template | None:
+def load_template(v: Values, config_dir: Path | None, fallback: str = FALLBACK_TEMPLATE,
+                  relay: bool = False) -> Template | None:
     from ..outgoing import templates
 
     try:
-        return templates.load(v["template"], config_dir, key="",
-                              fallback=None if v.given("template") else FALLBACK_TEMPLATE)
+        return templates.load(v["template"], config_dir, key="", fallback=None if v.given("template") else fallback,
+                              placeholders=templates.RELAY_PLACEHOLDERS if relay else templates.PLACEHOLDERS)
     except ConfigError as exc:
         v.fail("template", exc.reason)
         return None
@@ -125,11 +127,16 @@ class RelaySettings:
     template: Path = RELAY["template"].value
     #: Bytes of the files that may go along with one relayed note.
     attachments_max: int = RELAY["attachments_max"].value
+    #: The template, loaded and checked when relaying is enabled.
+    text: Template | None = None
 
 
-def read_relay(v: Values, outgoing: OutgoingSettings) -> RelaySettings:
-    if v["enabled"] and not outgoing.from_address:
-        v.fail("enabled", "is true but [outgoing] from is not set: set outgoing.from, the From of the relayed "
-                          "mail (e.g. \"Helpdesk <request@example.org>\")")
+def read_relay(v: Values, outgoing: OutgoingSettings, config_dir: Path | None = None) -> RelaySettings:
+    text = None
+    if v["enabled"]:
+        if not outgoing.from_address:
+            v.fail("enabled", "is true but [outgoing] from is not set: set outgoing.from, the From of the relayed "
+                              "mail (e.g. \"Helpdesk <request@example.org>\")")
+        text = load_template(v, config_dir, RELAY_FALLBACK_TEMPLATE, relay=True)
     return RelaySettings(enabled=v["enabled"], user=v["user"], statuses=tuple(v["statuses"]), template=v["template"],
-                         attachments_max=int(v["attachments_max"]))
+                         attachments_max=int(v["attachments_max"]), text=text)

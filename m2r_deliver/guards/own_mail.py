@@ -15,6 +15,8 @@ from .addresses import first_match
 #: The Message-ID Redmine gives its notifications: redmine.issue-7.20261127211428.5@host
 #: (older releases end in a hex hash instead of the user id).
 REDMINE_MESSAGE_ID = re.compile(r"^redmine\.[a-z0-9_]+-\d+\.\d+(\.[0-9a-f]+)?@", re.IGNORECASE)
+#: Of a note (journal): redmine.journal-456.20261127211428.144@host (the tail: the recipient's id).
+JOURNAL_MESSAGE_ID = re.compile(r"^redmine\.journal-(\d{1,12})\.\d+(?:\.[0-9a-f]+)?@", re.IGNORECASE)
 
 
 class RedmineOwnMail:
@@ -34,3 +36,14 @@ class RedmineOwnMail:
         if sender:
             return f"from Redmine's emission address {sender}"
         return None
+
+
+def journal_notification(mail: Mail) -> tuple[int, int] | None:
+    """(issue, journal) when *mail* is Redmine's notification of a journal: its own
+    Message-ID ``redmine.journal-J…`` and ``X-Redmine-Issue-Id: N``. What the journal says
+    is read over REST, never from the notification."""
+    match = JOURNAL_MESSAGE_ID.match(mail.message_id or "")
+    issue = (mail.header("x-redmine-issue-id") or "").strip()
+    if not match or not (issue.isascii() and issue.isdigit() and len(issue) <= 12):
+        return None
+    return int(issue), int(match.group(1))

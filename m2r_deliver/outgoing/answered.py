@@ -133,3 +133,24 @@ class OwedLog:
     def paid(self, key: str) -> None:
         with _transaction(self.db, "recording an answer handed over", write=True):
             self.db.execute("DELETE FROM owed WHERE key = ?", (key,))
+
+
+def owe_once(db: sqlite3.Connection, owed: Owed, keep: float, *, now: float | None = None) -> Earlier | None:
+    """Owe *owed* and claim its Message-ID in the answered log, in one transaction — unless
+    that Message-ID was claimed already (within *keep* seconds): then the earlier claim,
+    and nothing is owed. A relayed note's claim: no once-per period, one mail per journal
+    whichever notification of it comes first; the claim stays while the mail is owed."""
+    now = time.time() if now is None else now
+    AnsweredLog(db)
+    OwedLog(db)
+    with _transaction(db, "claiming a relayed mail", write=True):
+        db.execute("DELETE FROM answered WHERE kind = ? AND at <= ?", (owed.kind, now - keep))
+        row = db.execute("SELECT answers, at FROM answered WHERE kind = ? AND answers = ?",
+                         (owed.kind, owed.message_id)).fetchone()
+        if row:
+            return Earlier(row[0], row[1])
+        db.execute("INSERT INTO answered VALUES (?, ?, ?, ?)",
+                   (owed.recipient.lower(), owed.kind, owed.message_id, now))
+        db.execute("INSERT OR REPLACE INTO owed VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (owed.key, owed.kind, owed.issue_id, owed.recipient, owed.message_id, owed.message, owed.since))
+    return None

@@ -4,15 +4,18 @@ Headers are RFC 2047-encoded where they are not ASCII; the body is UTF-8 in
 quoted-printable or base64 (whichever is shorter), or ISO-2022-JP in 7 bit for old
 Japanese clients, falling back to UTF-8 for a text ISO-2022-JP cannot hold (①, ㈱, 髙 and
 other CP932-only characters). Every mail is marked as automatic (RFC 3834) and asks
-Exchange not to answer it. Pure: no network, no state.
+Exchange not to answer it. Files go along as base64 parts of a multipart/mixed mail, their
+names in RFC 2231 form when not ASCII. Pure: no network, no state.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import io
 import quopri
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from email.charset import BASE64, QP, Charset
 from email.generator import BytesGenerator
 from email.header import Header
@@ -23,6 +26,15 @@ from ..states import MailKind
 #: Of the mail being answered, the newest References kept in ours (with its Message-ID).
 REFERENCES_KEPT = 10
 _LINE = 78
+
+
+@dataclass(frozen=True)
+class OutgoingFile:
+    """A file that goes along with a mail."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class OutgoingMail:
     charset: str = "utf-8"
     #: RFC 3834's keyword: "auto-replied" answers a mail, "auto-generated" does not.
     auto_submitted: str = "auto-replied"
+    attachments: tuple[OutgoingFile, ...] = ()
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -94,10 +107,26 @@ def to_bytes(mail: OutgoingMail, *, date: float | None = None) -> bytes:
         message["References"] = " ".join(f"<{ref}>" for ref in mail.references)
     message["Auto-Submitted"] = mail.auto_submitted
     message["X-Auto-Response-Suppress"] = "All"
-    message.set_payload(mail.body if mail.body.endswith("\n") else mail.body + "\n", _body_charset(mail.body, charset))
+    text = message if not mail.attachments else Message()
+    text.set_payload(mail.body if mail.body.endswith("\n") else mail.body + "\n", _body_charset(mail.body, charset))
+    if mail.attachments:
+        message["MIME-Version"] = "1.0"
+        message.set_type("multipart/mixed")
+        message.set_payload([text, *map(_file_part, mail.attachments)])
     out = io.BytesIO()
     BytesGenerator(out, mangle_from_=False, maxheaderlen=_LINE).flatten(message)
     return out.getvalue()
+
+
+def _file_part(attached: OutgoingFile) -> Message:
+    part = Message()
+    plain = re.fullmatch(r"[\w.+-]+/[\w.+-]+", attached.content_type, re.ASCII)
+    part["Content-Type"] = attached.content_type if plain else "application/octet-stream"
+    name = one_line(attached.filename).replace("\\", "_").replace('"', "_") or "attachment"
+    part.add_header("Content-Disposition", "attachment", filename=name if name.isascii() else ("utf-8", "", name))
+    part["Content-Transfer-Encoding"] = "base64"
+    part.set_payload(base64.encodebytes(attached.data).decode("ascii"))
+    return part
 
 
 def _body_charset(body: str, charset: str) -> Charset:

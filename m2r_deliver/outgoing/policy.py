@@ -153,6 +153,10 @@ class Unauthenticated:
 
 RULES: tuple[Rule, ...] = (NoRecipient(), NullSender(), Unauthenticated(), AutomaticMail(), RobotRecipient(),
                            NeverTo(), OwnOrListAddress())
+#: A relayed staff note answers no mail of the requester's: the mail at hand is Redmine's
+#: own notification (automatic by nature, from Redmine's address), so only the rules about
+#: the recipient apply — and no once-per limit: every staff answer goes.
+RELAY_RULES: tuple[Rule, ...] = (NoRecipient(), RobotRecipient(), NeverTo(), OwnOrListAddress())
 
 
 def refusal(answering: Answering, rules: tuple[Rule, ...] = RULES) -> Refusal | None:

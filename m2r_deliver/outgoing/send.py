@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import MailSystemUnavailable
-from ..states import Answered
+from ..states import Answered, MailKind
 from .answered import AnsweredLog
 from .compose import OutgoingMail, to_bytes
 from .destinations import Destination
@@ -33,13 +33,26 @@ class Answer:
     reason: str | None = None
     #: The mail as it was (or, on a dry run, would be) handed over; None when refused.
     message: bytes | None = None
+    kind: MailKind = MailKind.ACKNOWLEDGEMENT
 
     def log_fields(self) -> dict[str, Any]:
         """Its fields on the mail's one log line (log.summary writes them): ``ack=`` the
         decision, ``to=``, and ``ack_rule=``, ``ack_reason=``, ``ack_msgid=`` when known.
-        The issue is the line's own ``issue=``."""
-        return {"ack": self.decision, "to": ",".join(self.to) or None, "ack_rule": self.rule,
-                "ack_reason": self.reason, "ack_msgid": f"<{self.message_id}>" if self.message_id else None}
+        The issue is the line's own ``issue=``. A relayed note's are ``to=``, ``relay=``
+        (only when it was not handed over: ``owed``, ``not_relayed``), ``relay_rule=``,
+        ``relay_reason=`` and ``relay_msgid=``: the line's ``decision=relayed`` says the rest."""
+        msgid = f"<{self.message_id}>" if self.message_id else None
+        to = ",".join(self.to) or None
+        if self.kind is MailKind.ACKNOWLEDGEMENT:
+            return {"ack": self.decision, "to": to, "ack_rule": self.rule, "ack_reason": self.reason,
+                    "ack_msgid": msgid}
+        return {"to": to, "relay": _RELAY_WORDS.get(self.decision), "relay_rule": self.rule,
+                "relay_reason": self.reason, "relay_msgid": msgid}
+
+
+#: A relayed note's ``relay=``: nothing when it went.
+_RELAY_WORDS = {Answered.NOT_ACKNOWLEDGED: "not_relayed", Answered.OWED: "owed",
+                Answered.WOULD_ACKNOWLEDGE: "would_relay"}
 
 
 def send_acknowledgement(answering: Answering, mail: OutgoingMail, log: AnsweredLog, destination: Destination,
@@ -64,14 +77,15 @@ def admit(answering: Answering, mail: OutgoingMail, log: AnsweredLog, period: fl
                   message=to_bytes(mail))
 
 
-def hand_over(answer: Answer, kind: str, recipient: str, log: AnsweredLog, destination: Destination,
+def hand_over(answer: Answer, kind: str, recipient: str, log: AnsweredLog | None, destination: Destination,
               settings: OutgoingSettings) -> Answer:
     """Hand an admitted answer to the mail system. Failing for now releases the once-per
-    claim of *recipient* and raises MailSystemUnavailable."""
+    claim of *recipient* in *log* (None: the claim stays) and raises MailSystemUnavailable."""
     assert answer.message is not None, "only an admitted answer is handed over"
     try:
         destination.send(answer.message, settings.envelope_sender, answer.to)
     except MailSystemUnavailable:
-        log.release(recipient, kind, answer.message_id)
+        if log is not None:
+            log.release(recipient, kind, answer.message_id)
         raise
     return replace(answer, decision=Answered.ACKNOWLEDGED)

@@ -1,18 +1,26 @@
-"""The reply stage of a delivery: the acknowledgement of a new issue.
+"""The reply stage of a delivery: the acknowledgement of a new issue, and the relay of a
+staff note to the issue's requester.
 
-pipeline.py imports this module only when [acknowledge] is on, and calls it in three
-places, all on the ledger's own connection (its tables live in the ledger's file):
+pipeline.py imports this module only when [acknowledge] or [relay] is on and there is
+something to answer, and calls it in these places, all on the ledger's own connection
+(its tables live in the ledger's file):
 
 - ``owe``: a new issue was filed; the RFC 3834 rules and the once-per claim decide, and an
   admitted acknowledgement is recorded as owed — before the ledger records the mail as
   filed, so a process that dies in between leaves both for the retry.
+- ``owe_relay``: Redmine's notification of a journal was read back (relay.py); the
+  recipient rules decide, the mail is composed (with its files), and it is owed and its
+  Message-ID claimed in one transaction: whichever notification of the journal comes
+  first owes the one mail, every later one is dropped.
 - ``pay``: after the ledger recorded the mail, the hand-over. The mail system not taking
   it now is the delivery's temporary failure (75): the retry, answered by the ledger as a
-  duplicate, files nothing and finds the acknowledgement still owed (``owed``).
-- ``preview``: on --dry-run, what would be sent (the rules only; nothing is claimed).
+  duplicate, files nothing and finds the mail still owed (``owed``).
+- ``preview``, ``preview_relay``: on --dry-run, what would be sent (the rules only;
+  nothing is claimed).
 
-Nothing here raises: what becomes of the acknowledgement is a ``Reply``, logged on the
-mail's one line.
+Nothing here raises but ``owe_relay`` (a note not relayed for now must be retried, and the
+notification is not recorded before it is owed): what becomes of the mail is a ``Reply``,
+logged on the mail's one line.
 """
 
 from __future__ import annotations
@@ -24,14 +32,16 @@ from typing import Any
 from ..config import Settings
 from ..errors import DeliveryError, MailSystemRefused, classify
 from ..mail import Mail
-from ..plan import Outcome, Person, Plan
-from ..states import Answered
-from .acknowledge import FiledIssue, acknowledgement
-from .answered import AnsweredLog, Owed, OwedLog
-from .compose import subject_tag
-from .policy import Answering, refusal
+from ..plan import Outcome, Person, Plan, RelayNote
+from ..route import RELAY_RULE
+from ..states import Answered, Decision, MailKind
+from .acknowledge import FiledIssue, acknowledgement, sender_address
+from .answered import AnsweredLog, Owed, OwedLog, owe_once
+from .compose import OutgoingMail, subject_tag, to_bytes
+from .policy import RELAY_RULES, Answering, refusal
+from .relayed import relayed_mail
 from .send import Answer, admit, hand_over
-from .tokens import secret_from_key
+from .tokens import message_id, secret_from_key
 
 #: The rule a reply names when the mail system refused the acknowledgement for good, when
 #: it was not taken for as long as the mail may be retried, or when it could not be made.
@@ -73,8 +83,9 @@ def owe(db, key: str, mail: Mail, plan: Plan, outcome: Outcome, settings: Settin
 
 
 def owed(db, key: str, settings: Settings) -> Owed | Reply | None:
-    """The acknowledgement still owed for the filed mail *key*, claimed again; a Reply when
-    it is no longer sent (given up after [state] retry_for, or another went meanwhile)."""
+    """The mail still owed for the filed (or relayed) mail *key* — an acknowledgement is
+    claimed again, a relayed note's claim has stayed; a Reply when it is no longer sent
+    (given up after [state] retry_for, or another acknowledgement went meanwhile)."""
     try:
         log = OwedLog(db)
         found = log.get(key)
@@ -84,7 +95,7 @@ def owed(db, key: str, settings: Settings) -> Owed | Reply | None:
         reason = None
         if waited >= settings.retry_for:
             rule, reason = GAVE_UP, f"the mail system did not take it in {waited / 3600:.1f} h"
-        else:
+        elif found.kind == MailKind.ACKNOWLEDGEMENT:
             earlier = AnsweredLog(db).claim(found.recipient, found.kind, found.message_id,
                                             settings.acknowledge.once_per)
             if earlier is not None:
@@ -93,7 +104,7 @@ def owed(db, key: str, settings: Settings) -> Owed | Reply | None:
             return found
         log.paid(key)
         return Reply(Answer(Answered.NOT_ACKNOWLEDGED, found.issue_id, found.message_id, (found.recipient,), rule,
-                            reason))
+                            reason, kind=MailKind(found.kind)))
     except (Exception, KeyboardInterrupt) as exc:
         failure = classify(exc)
         return Reply(Answer(Answered.OWED, 0, "", ()), failure)
@@ -106,18 +117,87 @@ def pay(db, owed: Owed | Reply, settings: Settings) -> Reply:
         return owed
     from .destinations import for_settings  # subprocess, smtplib: only when a mail is sent
 
+    kind = MailKind(owed.kind)
     answer = Answer(Answered.WOULD_ACKNOWLEDGE, owed.issue_id, owed.message_id, (owed.recipient,),
-                    message=owed.message)
+                    message=owed.message, kind=kind)
     try:
         try:
-            done = hand_over(answer, owed.kind, owed.recipient, AnsweredLog(db), for_settings(settings.outgoing),
+            claims = AnsweredLog(db) if kind is MailKind.ACKNOWLEDGEMENT else None  # a relay's claim stays
+            done = hand_over(answer, owed.kind, owed.recipient, claims, for_settings(settings.outgoing),
                              settings.outgoing)
         except MailSystemRefused as exc:
             done = replace(answer, decision=Answered.NOT_ACKNOWLEDGED, rule=REFUSED, reason=exc.reason)
         OwedLog(db).paid(owed.key)
     except (Exception, KeyboardInterrupt) as exc:
-        return Reply(replace(answer, decision=Answered.OWED), classify(exc))
+        return unpaid(owed, exc)
     return Reply(replace(done, message=None))
+
+
+def unpaid(owed: Owed, exc: BaseException) -> Reply:
+    """What became of *owed* when its hand-over ended in *exc*: still owed, the
+    delivery's temporary failure."""
+    return Reply(Answer(Answered.OWED, owed.issue_id, owed.message_id, (owed.recipient,), kind=MailKind(owed.kind)),
+                 classify(exc))
+
+
+def owe_relay(db, key: str, mail: Mail, plan: Plan, outcome: Outcome,
+              settings: Settings) -> tuple[Owed | None, Outcome, Plan]:
+    """The relayed mail of the journal relay.py read back into *plan*: owed (to be handed
+    over by ``pay``), or None with the notification turned into a drop saying why not.
+    Raises what keeps it from being composed now (a file that cannot be read): the
+    notification is then retried, not recorded."""
+    note = _note(plan)
+    secret = secret_from_key(settings.key)
+    msgid = message_id(note.kind, note.issue_id, note.journal_id, sender_address(settings.outgoing).rpartition("@")[2],
+                       secret)
+    earlier = OwedLog(db).get(key)
+    if earlier is not None and earlier.message_id == msgid:
+        return earlier, outcome, plan  # owed by an attempt that ended before recording the notification
+    found = refusal(Answering(mail, note.requester, settings, settings.outgoing), RELAY_RULES)
+    if found:
+        return None, *_not_relayed(outcome, plan, f"{found.reason} ({found.rule})")
+    from ..relay import fetch_files  # the files' contents, over REST
+
+    composed = _relayed(note, settings, secret, fetch_files(note, settings))
+    owed = Owed(key, note.kind.value, note.issue_id, note.requester.addr, msgid, to_bytes(composed), time.time())
+    claimed = owe_once(db, owed, settings.keep_for)
+    if claimed is not None:
+        return None, *_not_relayed(outcome, plan, f"journal {note.journal_id} of #{note.issue_id} was relayed "
+                                                  f"already (<{claimed.answers}>)")
+    return owed, outcome, plan
+
+
+def preview_relay(mail: Mail, plan: Plan, settings: Settings) -> dict[str, Any]:
+    """For --dry-run: the mail the journal would be relayed as (its files named, not
+    read), or the rule that refuses it. Whether it went already is not asked."""
+    note = _note(plan)
+    composed = _relayed(note, settings, secret_from_key(settings.key), ())
+    shown: dict[str, Any] = {"to": note.requester.addr, "from": composed.from_address, "subject": composed.subject,
+                             "message_id": f"<{composed.message_id}>", "in_reply_to": f"<{composed.in_reply_to}>"}
+    found = refusal(Answering(mail, note.requester, settings, settings.outgoing), RELAY_RULES)
+    if found:
+        return {"decision": "not_relayed", **shown, "rule": found.rule, "reason": found.reason}
+    text = settings.relay.text
+    return {"decision": "would_relay", "kind": str(note.kind), **shown, "template": text.source if text else None,
+            "text": composed.body, "attachments": [{"filename": f.filename, "size": f.size, "attached": f.attached}
+                                                   for f in note.files]}
+
+
+def _note(plan: Plan) -> RelayNote:
+    if plan.relay is None:
+        raise DeliveryError("no journal read back to relay")
+    return plan.relay
+
+
+def _relayed(note: RelayNote, settings: Settings, secret: bytes, files) -> OutgoingMail:
+    if settings.relay.text is None:
+        raise DeliveryError("no relay template loaded")
+    return relayed_mail(note, settings.relay.text, settings.outgoing, secret, files)
+
+
+def _not_relayed(outcome: Outcome, plan: Plan, reason: str) -> tuple[Outcome, Plan]:
+    """The notification dropped by the relay rule, with *reason* (the log's ``guard=relay``)."""
+    return replace(outcome, decision=Decision.DROPPED), replace(plan, guard=RELAY_RULE, reason=reason)
 
 
 def preview(mail: Mail, plan: Plan, settings: Settings) -> dict[str, Any]:

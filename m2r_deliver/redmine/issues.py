@@ -161,3 +161,28 @@ def custom_values(issue: dict[str, Any]) -> dict[int, Any]:
 def comparable(text: str | None) -> str:
     """Redmine stores line ends as CRLF; compare text as we sent it."""
     return (text or "").replace("\r\n", "\n").rstrip()
+
+
+def issue_with_journals(redmine: Redmine, issue_id: int) -> dict[str, Any] | None:
+    """The issue as Redmine's REST API shows it, with its journals and attachments; None
+    when it does not exist or cannot be seen."""
+    with translated_errors(f"reading issue #{issue_id}"):
+        try:
+            return redmine.issue.get(issue_id, include=["journals", "attachments"]).raw()
+        except (rx.ResourceNotFoundError, rx.ForbiddenError):
+            return None
+
+
+def download_attachment(redmine: Redmine, attachment_id: int, limit: int) -> bytes:
+    """The content of attachment *attachment_id*; RedmineUnavailable when it is longer
+    than *limit* bytes (its size changed since it was listed) or cannot be read."""
+    url = f"{redmine.url}/attachments/download/{attachment_id}"
+    with translated_errors(f"downloading attachment {attachment_id}"):
+        response = redmine.download(url)
+        data = bytearray()
+        for chunk in response.iter_content(64 * 1024):
+            data += chunk
+            if len(data) > limit:
+                response.close()
+                raise RedmineUnavailable(f"attachment {attachment_id} is larger than listed")
+    return bytes(data)

@@ -31,11 +31,21 @@ JSMITH = {"id": 2, "login": "jsmith", "firstname": "John", "lastname": "Smith", 
           "admin": False, "status": 1, "memberships": [{"project": {"id": 1, "name": "Helpdesk"},
                                                          "roles": [{"id": 3, "name": "Manager"}]}]}
 
+RELAY = {"id": 144, "login": "relay", "firstname": "Mail", "lastname": "Relay", "mail": "relay@redmine.test",
+         "admin": False, "status": 1, "memberships": [{"project": {"id": 1, "name": "Helpdesk"},
+                                                       "roles": [{"id": 5, "name": "Reporter"}]}]}
+
 
 class FakeRedmine:
     def __init__(self, refuse_create: tuple[int, dict] | None = None):
-        #: Issues it knows: id → {"project": identifier, "subject": …}.
+        #: Issues it knows: id → {"project": identifier, "subject": …}; "journals",
+        #: "attachments", "description", "custom_fields", "tracker" and "status" are answered
+        #: as given (the REST API's shapes).
         self.issues: dict[int, dict] = {}
+        #: Attachment contents by id (GET /attachments/download/ID).
+        self.files: dict[int, bytes] = {}
+        #: Users it knows besides the admin and jsmith.
+        self.users: list[dict] = [RELAY]
         #: What it was asked to write: the bodies of POST /issues.json and PUT /issues/N.json.
         self.created: list[dict] = []
         self.updated: list[tuple[int, dict]] = []
@@ -50,9 +60,10 @@ class FakeRedmine:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, answer = fake._answer(self.command, self.path, body)
-                data = json.dumps(answer).encode() if answer is not None else b""
+                raw = isinstance(answer, bytes)
+                data = answer if raw else json.dumps(answer).encode() if answer is not None else b""
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/octet-stream" if raw else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -77,7 +88,7 @@ class FakeRedmine:
     def writes(self) -> list[tuple[str, str]]:
         return [(method, path) for method, path in self.seen if method != "GET"]
 
-    def _answer(self, method: str, target: str, body: bytes) -> tuple[int, dict | None]:
+    def _answer(self, method: str, target: str, body: bytes) -> tuple[int, dict | bytes | None]:
         parts = urlsplit(target)
         path, query = parts.path, parse_qs(parts.query)
         self.seen.append((method, path))
@@ -103,10 +114,10 @@ class FakeRedmine:
             return 200, {"user": ADMIN}
         if method == "GET" and path == "/users.json":
             name = (query.get("name") or [""])[0].casefold()
-            users = [u for u in (ADMIN, JSMITH) if name and name in (u["mail"], u["login"])]
+            users = [u for u in (ADMIN, JSMITH, *self.users) if name and name in (u["mail"], u["login"])]
             return 200, {"users": users, "total_count": len(users), "offset": 0, "limit": 25}
         if method == "GET" and (match := re.fullmatch(r"/users/(\d+)\.json", path)):
-            user = {1: ADMIN, 2: JSMITH}.get(int(match.group(1)))
+            user = {u["id"]: u for u in (ADMIN, JSMITH, *self.users)}.get(int(match.group(1)))
             return (200, {"user": user}) if user else (404, None)
         if method == "GET" and path == "/roles/3.json":
             return 200, {"role": {"id": 3, "name": "Manager",
@@ -122,9 +133,14 @@ class FakeRedmine:
                 return 204, None
             known = self.issues[issue_id]
             project = known["project"]
+            given = {k: known[k] for k in ("journals", "attachments", "description", "custom_fields", "tracker",
+                                           "status") if k in known}
             return 200, {"issue": {"id": issue_id, "subject": known["subject"], "journals": [], "watchers": [],
                                    "project": {"id": PROJECTS[project], "name": project.capitalize()},
-                                   "status": {"id": 1, "name": "New", "is_closed": False}}}
+                                   "status": {"id": 1, "name": "New", "is_closed": False}, **given}}
+        if method == "GET" and (match := re.fullmatch(r"/attachments/download/(\d+)", path)):
+            found = self.files.get(int(match.group(1)))
+            return (200, found) if found is not None else (404, None)
         if method == "GET" and (match := re.fullmatch(r"/projects/(\w+)\.json", path)):
             ident = match.group(1)
             key = ident if ident in PROJECTS else next((p for p, i in PROJECTS.items() if str(i) == ident), None)
