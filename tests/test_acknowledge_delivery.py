@@ -342,3 +342,23 @@ def test_the_examples_acknowledge_in_japanese(offline_site, example, sender):
     assert settings.acknowledge.enabled and settings.acknowledge.text.source == "(shipped) ack.ja.txt"
     assert (settings.outgoing.from_address, settings.outgoing.envelope_sender) == \
         (sender, "request+bounces@example.org")
+
+
+@pytest.mark.parametrize("trouble", [KeyboardInterrupt("stopped by SIGTERM"), RuntimeError("a bug in the hand-over")])
+def test_anything_ending_the_hand_over_leaves_the_acknowledgement_owed_and_the_mail_kept(gateway, monkeypatch,
+                                                                                         trouble):
+    from m2r_deliver.outgoing import stage
+
+    def pay(db, owed, settings):
+        raise trouble
+
+    monkeypatch.setattr(stage, "pay", pay)
+    result, _ = deliver(gateway, form_mail())  # no traceback: the pass ends with its status and one line
+    assert result.status == 75 and result.outcome.decision == "filed"
+    line = last_line(gateway)
+    assert " decision=filed issue=#41 " in line and " ack=owed to=hanako@example.net " in line, line
+    assert f"error=\"{type(trouble).__name__}: {trouble}\"" in line or "SIGTERM" in line
+    monkeypatch.undo()
+    again, _ = deliver(gateway, form_mail())
+    assert again.status == 0 and len(gateway.sendmail.runs()) == 1
+    assert gateway.filing.filed == ["プリンタが動きません"]
