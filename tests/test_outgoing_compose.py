@@ -99,10 +99,20 @@ def test_thread_today_does_not_take_our_token_for_redmines():
 
 @pytest.mark.parametrize("name", templates.SHIPPED)
 def test_shipped_templates_load_and_use_known_placeholders(name):
-    template = shipped(name)
+    relayed = name.startswith("relay.")
+    placeholders = templates.RELAY_PLACEHOLDERS if relayed else templates.PLACEHOLDERS
+    template = templates.load(name, None, placeholders=placeholders)
     text = template.fill({"issue_id": "123", "subject": "S", "project": "P", "tracker": "T", "requester": "R",
-                          "url": "U"})
+                          "url": "U", **({"author": "A", "notes": "N", "status": "Resolved"} if relayed else {})})
     assert "123" in text and "{" not in text
+    assert ("Resolved" in text and "N" in text) if relayed else True
+
+
+def test_a_relay_placeholder_is_unknown_to_an_acknowledgement(tmp_path):
+    (tmp_path / "ack.txt").write_text("{notes}\n")
+    with pytest.raises(ConfigError, match=r"unknown placeholder \{notes\}"):
+        templates.load("ack.txt", tmp_path)
+    assert templates.load("ack.txt", tmp_path, placeholders=templates.RELAY_PLACEHOLDERS).text == "{notes}\n"
 
 
 def test_a_template_next_to_the_config_wins_over_the_shipped_one(tmp_path):

@@ -40,5 +40,5 @@ def test_a_plan_prints_its_action_as_text():
 def test_only_the_released_decisions_let_the_mail_go():
     failure = RedmineUnavailable("down")
     released = {d for d in states.Decision if exit_status(failure, d) == EX_OK}
-    assert {str(d) for d in released} == {"filed", "duplicate", "dropped", "planned", "quarantined"}
+    assert {str(d) for d in released} == {"filed", "relayed", "duplicate", "dropped", "planned", "quarantined"}
     assert exit_status(failure, None) == EX_TEMPFAIL
