@@ -18,6 +18,7 @@ from typing import Any
 
 from . import outsiders
 from .config import Settings
+from .errors import ConfigError
 from .filing import Site, dropped, issue_url
 from .mail import Mail
 from .plan import Attempt, Outcome, Person, Plan, RelayFile, RelayNote, size_text
@@ -37,6 +38,9 @@ def read(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *,
         return replace(outcome, issue_id=issue_id), kept
 
     login = settings.relay.user
+    if not site.directory.me().admin:
+        raise ConfigError("the relay account's address is looked up by its login, which needs an administrator's "
+                          "API key", key="relay.user")
     account = site.directory.account_by_login(login)
     if account is None:
         return drop(f"no Redmine account {login!r} ([relay] user)")

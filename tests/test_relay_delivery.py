@@ -177,6 +177,16 @@ def test_only_the_relay_accounts_notification_is_relayed(relay_site):
     assert " reason=\"no Redmine account 'nobody' ([relay] user)\" " in last_line(relay_site)
 
 
+def test_without_an_administrators_key_the_notification_waits_for_the_operator(relay_site, monkeypatch):
+    from support import fakeredmine
+
+    monkeypatch.setitem(fakeredmine.ADMIN, "admin", False)
+    relay_site.redmine.issues[12] = issue(journal(30, "Please restart the printer."))
+    result, _ = deliver(relay_site, notification(12, 30))
+    assert (result.status, result.failure.fault) == (75, "config") and relay_site.sendmail.runs() == []
+    assert "relay.user: the relay account's address is looked up" in last_line(relay_site)
+
+
 def test_the_recipient_rules_apply(relay_site):
     robot = "Requester: no-reply@example.net\n\nx"
     relay_site.redmine.issues[12] = issue(journal(30, "Fixed."), description=robot)
