@@ -299,3 +299,19 @@ def test_our_relayed_mail_coming_back_is_dropped_not_answered(relay_site):
     result, _ = deliver(relay_site, data)
     assert result.outcome.decision == "dropped" and len(relay_site.sendmail.runs()) == 1
     assert relay_site.redmine.writes() == []
+
+
+@pytest.mark.parametrize("msgid, issue_header", [
+    ("redmine.journal-30.20261201100000.144@redmine.test", "١٢"),  # not ASCII digits
+    ("redmine.journal-30.20261201100000.144@redmine.test", "12; DROP"),
+    ("redmine.journal-9999999999999.20261201100000.144@redmine.test", "12"),  # a journal id too long
+    ("redmine.journal-30.20261201100000.144@redmine.test", "99999999999"),  # no such issue
+    ("redmine.journal-.20261201100000.144@redmine.test", "12"),
+])
+def test_hostile_notifications_end_quietly(relay_site, msgid, issue_header):
+    relay_site.redmine.issues[12] = issue(journal(30, "Please restart the printer."))
+    data = notification(12, 30, msgid=msgid).replace(b"X-Redmine-Issue-Id: 12", f"X-Redmine-Issue-Id: {issue_header}"
+                                                     .encode())
+    result, out = deliver(relay_site, data)
+    assert result.status in (0, 75) and out == "" and relay_site.sendmail.runs() == []
+    assert " decision=dropped " in last_line(relay_site) and len(relay_site.log_file.read_text().splitlines()) == 1
