@@ -196,6 +196,11 @@ def test_the_recipient_rules_apply(relay_site):
     relay_site.redmine.issues[13] = issue(journal(34, "Fixed."), description="Requester: request@example.org\n\nx")
     deliver(relay_site, notification(13, 34))
     assert relay_site.sendmail.runs() == [] and "(own_or_list_address)" in last_line(relay_site)
+    relay_site.config_path.write_text(relay_site.config_path.read_text().replace(
+        "[outgoing]\n", '[outgoing]\nnever_to = ["hanako@*"]\n'))
+    relay_site.redmine.issues[14] = issue(journal(35, "Fixed."))
+    deliver(relay_site, notification(14, 35))
+    assert relay_site.sendmail.runs() == [] and "(never_to)" in last_line(relay_site)
 
 
 def test_many_notes_to_one_requester_all_go(relay_site):
