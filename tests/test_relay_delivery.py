@@ -23,7 +23,7 @@ from m2r_deliver.states import MailKind
 from support.fakeredmine import FakeRedmine
 from support.mails import make_mail
 from support.testbed import Site, imported_modules
-from test_acknowledge_delivery import SendmailStandIn
+from support.sendmail import SendmailStandIn
 
 REQUESTER = "hanako@example.net"
 RELAY_TO = "relay@redmine.test"

@@ -17,7 +17,7 @@ from m2r_deliver.outgoing.tokens import thread_token
 from m2r_deliver.states import MailKind
 from support.mails import make_mail
 from support.testbed import filed_issue_id, notifications, wait_for
-from test_acknowledge_delivery import SendmailStandIn
+from support.sendmail import SendmailStandIn
 
 pytestmark = pytest.mark.patient
 
