@@ -320,3 +320,25 @@ def test_hostile_notifications_end_quietly(relay_site, msgid, issue_header):
     result, out = deliver(relay_site, data)
     assert result.status in (0, 75) and out == "" and relay_site.sendmail.runs() == []
     assert " decision=dropped " in last_line(relay_site) and len(relay_site.log_file.read_text().splitlines()) == 1
+
+
+def test_a_delivery_stopped_after_owing_the_mail_pays_it_on_the_retry(relay_site, monkeypatch):
+    """Owed and claimed, then stopped before the notification was recorded: the retry finds
+    its own claim and sends the mail, once."""
+    from m2r_deliver.outgoing import stage
+
+    owe_relay = stage.owe_relay
+
+    def owe_then_stop(*args):
+        owe_relay(*args)
+        raise KeyboardInterrupt("stopped by SIGTERM")
+
+    relay_site.redmine.issues[12] = issue(journal(30, "Please restart the printer."))
+    monkeypatch.setattr(stage, "owe_relay", owe_then_stop)
+    first, _ = deliver(relay_site, notification(12, 30))
+    assert first.status == 75 and relay_site.sendmail.runs() == []
+    monkeypatch.undo()
+    second, _ = deliver(relay_site, notification(12, 30))
+    assert (second.status, second.outcome.decision) == (0, "relayed") and len(relay_site.sendmail.runs()) == 1
+    third, _ = deliver(relay_site, notification(12, 30))
+    assert third.status == 0 and len(relay_site.sendmail.runs()) == 1
