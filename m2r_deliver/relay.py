@@ -22,9 +22,10 @@ from .errors import ConfigError
 from .filing import Site, dropped, issue_url
 from .mail import Mail
 from .plan import Attempt, Outcome, Person, Plan, RelayFile, RelayNote, size_text
-from .route import RELAY_RULE
 from .redmine.issues import custom_values, download_attachment, issue_with_journals
+from .route import RELAY_RULE
 from .states import Decision, MailKind
+
 
 def read(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *,
          dry_run: bool = False) -> tuple[Outcome, Plan]:
@@ -55,7 +56,7 @@ def read(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *,
     requester = requester_of(issue, site, settings)
     if requester is None:
         return drop(f"issue #{issue_id} records no requester")
-    why, kind = _not_relayed(journal, requester, site, settings)
+    why, kind, status = _not_relayed(journal, requester, site, settings)
     if why is not None:
         return drop(why)
     files = _files(journal, issue, settings.relay.attachments_max)
@@ -66,7 +67,7 @@ def read(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *,
         requester=requester, author=str((journal.get("user") or {}).get("name") or ""),
         notes=_text(journal.get("notes")) + "".join(
             f"\n\n[Attachment not included: {f.filename} ({size_text(f.size)})]" for f in files if not f.attached),
-        status=str((issue.get("status") or {}).get("name") or ""), files=files)
+        status=status or str((issue.get("status") or {}).get("name") or ""), files=files)
     return Outcome(Decision.PLANNED if dry_run else Decision.RELAYED, issue_id), replace(plan, relay=note)
 
 
@@ -83,29 +84,31 @@ def requester_of(issue: dict[str, Any], site: Site, settings: Settings) -> Perso
 
 
 def _not_relayed(journal: dict[str, Any], requester: Person, site: Site,
-                 settings: Settings) -> tuple[str | None, MailKind]:
-    """Why the journal is not mailed to *requester* (None: it is), and the mail's kind."""
+                 settings: Settings) -> tuple[str | None, MailKind, str | None]:
+    """Why the journal is not mailed to *requester* (None: it is), the mail's kind, and
+    for a status mail the status it set (of [relay] statuses, as configured)."""
     if journal.get("private_notes"):
-        return "a private note", MailKind.NOTE
+        return "a private note", MailKind.NOTE, None
     notes = _text(journal.get("notes"))
     if outsiders.is_outsider_note(notes):
-        return "the requester's own note (it came from their mail)", MailKind.NOTE
+        return "the requester's own note (it came from their mail)", MailKind.NOTE, None
     author_id = (journal.get("user") or {}).get("id")
     if author_id is not None and author_id == site.directory.me().id:
-        return "a note of the gateway's own user", MailKind.NOTE
+        return "a note of the gateway's own user", MailKind.NOTE, None
     if author_id is not None:
         accounts = site.accounts((requester.addr,))
         if accounts and accounts[0].id == author_id:
-            return "the requester's own note", MailKind.NOTE
+            return "the requester's own note", MailKind.NOTE, None
     details = journal.get("details") or ()
     if notes.strip() or any(d.get("property") == "attachment" and d.get("new_value") for d in details):
-        return None, MailKind.NOTE
-    wanted = {site.resolver.status(name) for name in settings.relay.statuses} - {None}
+        return None, MailKind.NOTE, None
+    wanted = {site.resolver.status(name): name for name in settings.relay.statuses}
     for detail in details:
-        if (detail.get("property"), detail.get("name")) == ("attr", "status_id") and \
-                str(detail.get("new_value") or "").isdigit() and int(detail["new_value"]) in wanted:
-            return None, MailKind.STATUS
-    return "field changes only (no note, no status of [relay] statuses)", MailKind.NOTE
+        new = str(detail.get("new_value") or "")
+        if (detail.get("property"), detail.get("name")) == ("attr", "status_id") and new.isdigit() and \
+                int(new) in wanted:
+            return None, MailKind.STATUS, wanted[int(new)]
+    return "field changes only (no note, no status of [relay] statuses)", MailKind.NOTE, None
 
 
 def _files(journal: dict[str, Any], issue: dict[str, Any], limit: int) -> tuple[RelayFile, ...]:

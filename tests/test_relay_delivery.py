@@ -165,6 +165,7 @@ def test_a_status_of_relay_statuses_sends_a_short_status_mail(relay_site):
     mail = message_from_bytes(data)
     assert thread_token(mail["Message-ID"], None).kind == MailKind.STATUS
     assert text_of(mail).startswith("-----")
+    assert "Status: Resolved" in text_of(mail)  # the journal's, though the issue has moved on since
 
 
 def test_only_the_relay_accounts_notification_is_relayed(relay_site):
