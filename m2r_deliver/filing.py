@@ -41,6 +41,10 @@ def file(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *, dry_ru
         from .notes import file_note  # a reply's own path
 
         return file_note(plan, mail, site, dry_run)
+    if plan.action == Action.BOUNCE_NOTE:
+        from .bounce_note import file_bounce_note  # a bounce of our own mail
+
+        return file_bounce_note(plan, mail, site, dry_run)
     return file_issue(plan, mail, site, dry_run)
 
 

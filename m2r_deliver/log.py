@@ -67,7 +67,7 @@ def delivery_line(mail: Mail | None, key: str | None, plan: Plan | None, outcome
         decision=decision,
         issue=f"#{outcome.issue_id}" if outcome and outcome.issue_id else None,
         journal=plan.journal_id if plan else None,
-        action=plan.action if plan and plan.action == Action.NOTE and filed else None,
+        action=plan.action if plan and plan.action in (Action.NOTE, Action.BOUNCE_NOTE) and filed else None,
         author=outcome.author if outcome else None,
         project=plan.project if plan and created else None,
         route=plan.route if plan and created else None,

@@ -187,7 +187,9 @@ def plan_stopped(mail: Mail, verdict: Verdict, settings: Settings) -> Plan:
     journal = (journal_notification(mail) if settings.relay.enabled and verdict.guard == RedmineOwnMail.name
                else None)
     if journal is None:
-        return plan_drop(mail, verdict.guard, verdict.reason, verdict.action)
+        from .own_bounce import bounce_or_drop  # a bounce of our own mail becomes a private note
+
+        return bounce_or_drop(mail, verdict, settings)
     return Plan(action=Action.RELAY, message_id=mail.message_id, sender=mail.sender.addr if mail.sender else None,
                 subject=mail.subject, route=RELAY_RULE, issue_id=journal[0], journal_id=journal[1])
 

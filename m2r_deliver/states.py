@@ -23,6 +23,7 @@ class Action(_Named):
     DROP = "drop"  # a guard or a sender rule stopped the mail
     HOLD = "hold"  # the rate limit keeps the mail in the hold Maildir
     RELAY = "relay"  # Redmine's notification of a journal: mail the note to the requester
+    BOUNCE_NOTE = "bounce_note"  # a private note: mail the program sent to the people bounced
 
 
 class Decision(_Named):
