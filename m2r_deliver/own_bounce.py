@@ -71,17 +71,12 @@ def bounce_or_drop(mail: Mail, verdict: Verdict, settings: Settings) -> Plan:
     is_bounce = verdict.reason if verdict.guard == "bounce" else Bounce().check(mail, settings)
     if not is_bounce:
         return dropped
-    from .outgoing.tokens import secret_from_key, thread_token
-
-    secret = secret_from_key(settings.key)
-    tokens = [(candidate, thread_token(candidate, secret)) for candidate in candidates]
-    ours = next(((c, t) for c, t in tokens if t is not None and t.verified), None)
-    if ours is None:
-        why = (f"returned Message-ID <{clean(tokens[0][0], 120)}> does not verify as ours" if candidates
+    token = _verified(candidates, settings.key)
+    if token is None:
+        why = (f"returned Message-ID <{clean(candidates[0], 120)}> does not verify as ours" if candidates
                else "returns no Message-ID of ours")
         where = f"sent to our bounce address {to_us} but " if to_us else ""
         return plan_drop(mail, verdict.guard, f"{verdict.reason}; {where}{why}", verdict.action)
-    candidate, token = ours
     failures = failed(mail)
     if not failures:
         return plan_drop(mail, "own_bounce", f"bounce of our {which(token)} of #{token.issue_id} names no "
@@ -96,6 +91,17 @@ def bounce_or_drop(mail: Mail, verdict: Verdict, settings: Settings) -> Plan:
         thread=(ThreadRef(Via.OURS, issue_id=token.issue_id),),
         notes=note_text(token, failures),
     )
+
+
+def _verified(candidates: list[str], key: str) -> Token | None:
+    """The first of *candidates* whose token verifies with the site's secret."""
+    if not candidates:
+        return None
+    from .outgoing.tokens import secret_from_key, thread_token  # only for a mail that names one
+
+    secret = secret_from_key(key)
+    tokens = (thread_token(candidate, secret) for candidate in candidates)
+    return next((token for token in tokens if token is not None and token.verified), None)
 
 
 def _bounce_addresses(settings: Settings) -> tuple[str, ...]:
