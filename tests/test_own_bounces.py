@@ -26,7 +26,7 @@ from support import bounces
 from support.faultproxy import FaultProxy
 from support.mails import make_mail, parsed
 from support.paths import corpus_dir, corpus_file
-from support.testbed import assert_silent, decision, imported_modules, log_lines, make_issue
+from support.testbed import assert_silent, decision, imported_modules, log_lines, make_issue, make_project
 
 KEY = "0123456789abcdef0123456789abcdef01234567"
 OUTGOING = OutgoingSettings(from_address="Helpdesk <request@example.org>", envelope_sender=bounces.ENVELOPE)
@@ -262,6 +262,9 @@ def test_a_bounce_of_an_acknowledgement_becomes_one_private_note(site, testbed, 
     [acknowledgement_sent] = sendmail.sent()
 
     bounce = bounces.report(acknowledgement_sent)
+    dry = site.deliver(bounce, "--dry-run")
+    assert dry.returncode == 0 and '"action": "bounce_note"' in dry.stdout and f'"issue_id": {issue_id},' in dry.stdout
+    assert private_notes(testbed, issue_id) == []
     assert_silent(site.deliver(bounce), 0)
     line = site.last_log_line()
     assert f" decision=filed issue=#{issue_id} action=bounce_note author=admin " in line, line
@@ -285,6 +288,17 @@ def test_a_bounce_about_a_missing_issue_is_dropped_never_filed(site, testbed, to
     line = site.last_log_line()
     assert " decision=dropped guard=own_bounce " in line and "issue #99999999, which does not exist" in line, line
     assert testbed.issue_count() == count
+
+
+def test_a_bounce_about_an_issue_in_a_closed_project_is_dropped(site, testbed, token):
+    outgoing_config(site)
+    project = make_project(testbed, f"b{token}")
+    issue_id = make_issue(testbed, f"Closed project {token}", project=project["identifier"])
+    assert testbed.api("PUT", f"/projects/{project['identifier']}/close.json").status_code == 204
+    assert_silent(site.deliver(bounces.report(ack(issue_id, key=testbed.admin_key))), 0)
+    line = site.last_log_line()
+    assert " decision=dropped guard=own_bounce " in line and "closed or archived project" in line, line
+    assert testbed.issue(issue_id)["journals"] == []
 
 
 @pytest.mark.parametrize("fault", ["drop", "error-after"])

@@ -30,7 +30,8 @@ def gateway(local_user, postfix, testbed):
     site_values = {"REQUEST_ADDRESS": rf"{name}@localhost\.localdomain",
                    "BOUNCE_ADDRESS": rf"{name}[+]bounces@localhost\.localdomain"}
     for variable, value in site_values.items():
-        rc, replaced = re.subn(rf"(?m)^{variable}=.*$", lambda _: f"{variable}={value}", rc)
+        line = f"{variable}={value}"
+        rc, replaced = re.subn(rf"(?m)^{variable}=.*$", lambda _, line=line: line, rc)
         assert replaced == 1, f"examples/procmailrc sets {variable} once"
     local_user.put(".procmailrc", rc)
     local_user.install_m2r_deliver("bin")
