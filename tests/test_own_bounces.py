@@ -26,6 +26,7 @@ from support import bounces
 from support.faultproxy import FaultProxy
 from support.mails import make_mail, parsed
 from support.paths import corpus_dir, corpus_file
+from support.sendmail import SendmailStandIn
 from support.testbed import assert_silent, decision, imported_modules, log_lines, make_issue, make_project
 
 KEY = "0123456789abcdef0123456789abcdef01234567"
@@ -55,7 +56,7 @@ def planned(mail: bytes, settings: Settings = SETTINGS):
     found = parsed(mail)
     verdict = guards.run(found, settings)
     assert verdict is not None, "every bounce here is stopped by a guard"
-    return verdict, own_bounce.plan_stopped(found, settings, verdict)
+    return verdict, own_bounce.bounce_or_drop(found, verdict, settings)
 
 
 # --- recognition ----------------------------------------------------------------------------
@@ -234,32 +235,18 @@ def test_a_forged_bounce_is_dropped_by_the_program(offline_site):
 
 # --- the real Redmine -------------------------------------------------------------------------
 
-class Sendmail:
-    """A sendmail program that keeps each message it is handed."""
-
-    def __init__(self, directory):
-        self.dir = directory / "sent"
-        self.dir.mkdir()
-        self.program = directory / "sendmail"
-        self.program.write_text(f'#!/bin/sh\ncat > "{self.dir}/$(date +%s%N)"\n')
-        self.program.chmod(0o755)
-
-    def sent(self) -> list[bytes]:
-        return [path.read_bytes() for path in sorted(self.dir.iterdir())]
-
-
 def private_notes(testbed, issue_id: int) -> list[dict]:
     return [j for j in testbed.issue(issue_id)["journals"] if j.get("notes")]
 
 
 def test_a_bounce_of_an_acknowledgement_becomes_one_private_note(site, testbed, token, tmp_path):
-    sendmail = Sendmail(tmp_path)
+    sendmail = SendmailStandIn(tmp_path)
     outgoing_config(site, str(sendmail.program))
     result = site.deliver(make_mail(f"Printer jammed {token}", sender="Taro Yamada <taro@example.org>"))
     line = site.last_log_line()
     assert result.returncode == 0 and " ack=acknowledged to=taro@example.org " in line, line
     issue_id = int(re.search(r" issue=#(\d+) ", line).group(1))
-    [acknowledgement_sent] = sendmail.sent()
+    [(_, acknowledgement_sent)] = sendmail.runs()
 
     bounce = bounces.report(acknowledgement_sent)
     dry = site.deliver(bounce, "--dry-run")
@@ -268,7 +255,7 @@ def test_a_bounce_of_an_acknowledgement_becomes_one_private_note(site, testbed, 
     assert_silent(site.deliver(bounce), 0)
     line = site.last_log_line()
     assert f" decision=filed issue=#{issue_id} action=bounce_note author=admin " in line, line
-    assert " ack=" not in line and len(sendmail.sent()) == 1  # never an answer to a bounce
+    assert " ack=" not in line and len(sendmail.runs()) == 1  # never an answer to a bounce
     [note] = private_notes(testbed, issue_id)
     assert note["private_notes"] is True and note["user"]["id"] == testbed.get("/users/current.json")["user"]["id"]
     assert note["notes"].replace("\r\n", "\n") == ("Our acknowledgement for this issue came back undelivered.\n"
