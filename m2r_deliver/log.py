@@ -77,6 +77,7 @@ def delivery_line(mail: Mail | None, key: str | None, plan: Plan | None, outcome
         fault=failure.fault if failure else None,
         error=failure.reason if failure else None,
         note=join_notes(outcome.note if outcome else None, ledger_note),
+        **dict(outcome.changed if outcome else ()),
         url=outcome.url if outcome else None,
         saved=outcome.saved if outcome else None,
         **(reply or {}),

@@ -187,6 +187,9 @@ class Outcome:
     saved: Path | None = None
     #: Why a duplicate is one, or what else the admin should know.
     note: str | None = None
+    #: What the reply did to an issue's status, as log fields: ``reopened``/``resumed`` and
+    #: the status set, or ``follows`` and the closed issue a new one is related to.
+    changed: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

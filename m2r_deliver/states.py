@@ -96,3 +96,12 @@ class Answered(_Named):
     NOT_ACKNOWLEDGED = "not_acknowledged"  # a rule of outgoing.policy refused it
     WOULD_ACKNOWLEDGE = "would_acknowledge"  # --dry-run
     OWED = "owed"  # the mail system did not take it for now: handed over on the mail's retry
+
+
+class StatusChange(_Named):
+    """How a reply moved the issue it answers ([reply] reopen_status, waiting_statuses): the
+    log line's field name."""
+
+    REOPENED = "reopened"  # a closed issue, within reopen_within, to reopen_status
+    RESUMED = "resumed"  # an issue waiting for the requester, to resume_status
+    FOLLOWED_UP = "follows"  # closed too long ago: a new issue related to it

@@ -88,6 +88,32 @@ def add_watcher(redmine: Redmine, issue_id: int, user_id: int) -> bool:
     return True
 
 
+def status_of(redmine: Redmine, issue_id: int) -> int | None:
+    """The issue's status id now (how a status change Redmine left out is noticed)."""
+    with translated_errors(f"reading the status of issue #{issue_id}"):
+        try:
+            return (redmine.issue.get(issue_id).raw().get("status") or {}).get("id")
+        except (rx.ResourceNotFoundError, rx.ForbiddenError):
+            return None
+
+
+def add_relation(redmine: Redmine, issue_id: int, other_id: int) -> bool:
+    """Relate *issue_id* to *other_id* ("relates"). True when the relation is there now:
+    added, or there already (Redmine answers 422 then, which is how a retry finds it);
+    False when Redmine will not relate them (no permission, the other issue unseen)."""
+    body = {"relation": {"issue_to_id": other_id, "relation_type": "relates"}}
+    with translated_errors(f"relating issue #{issue_id} to #{other_id}"):
+        try:
+            redmine.engine.request("post", f"{redmine.url}/issues/{issue_id}/relations.json", data=body)
+        except rx.ValidationError:
+            answer = redmine.engine.request("get", f"{redmine.url}/issues/{issue_id}/relations.json")
+            return any({r.get("issue_id"), r.get("issue_to_id")} == {issue_id, other_id}
+                       for r in answer.get("relations", ()))
+        except (rx.ForbiddenError, rx.ResourceNotFoundError):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class IssueState:
     """What a reply needs to know about the issue it answers."""
@@ -101,6 +127,11 @@ class IssueState:
     #: Who the issue records: author, watchers, note authors, opening lines, custom fields.
     records: Records = Records()
     custom_values: dict[int, Any] | None = None
+    #: The status's id and name.
+    status_id: int | None = None
+    status: str = ""
+    #: When it was closed (else last changed): ISO 8601, UTC, as Redmine answers.
+    closed_on: str | None = None
 
 
 def issue_state(redmine: Redmine, issue_id: int) -> IssueState | None:
@@ -128,6 +159,9 @@ def issue_state(redmine: Redmine, issue_id: int) -> IssueState | None:
         watcher_ids=watcher_ids,
         records=records,
         custom_values=custom_values(raw),
+        status_id=(raw.get("status") or {}).get("id"),
+        status=str((raw.get("status") or {}).get("name") or ""),
+        closed_on=raw.get("closed_on") or raw.get("updated_on"),
     )
 
 

@@ -5,8 +5,13 @@ follow the test-bed Redmine's; the real-Redmine tests of the same decisions keep
 
     with FakeRedmine() as redmine:
         redmine.issues[12] = {"project": "helpdesk", "subject": "VPN"}
+        redmine.issues[13] = {"project": "helpdesk", "subject": "Old", "status": "Closed",
+                              "closed_on": "2026-01-05T10:00:00Z"}
         ... deliver with url = redmine.url ...
-        redmine.created, redmine.updated
+        redmine.created, redmine.updated, redmine.relations
+
+A PUT's ``status_id`` becomes the issue's status, unless ``status_refusal`` says how its
+workflow refuses it: "422" (an error), or "ignore" (Redmine's silent way).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 PROJECTS = {"helpdesk": 1, "ops": 2}
 TRACKERS = {"Bug": 1, "Feature": 2, "Support": 3}
-STATUSES = {"New": 1, "In Progress": 2, "Resolved": 3, "Closed": 5}
+STATUSES = {"New": 1, "In Progress": 2, "Resolved": 3, "Feedback": 4, "Closed": 5, "Rejected": 6}
+CLOSED = {"Closed", "Rejected"}
 PRIORITIES = {"Low": 1, "Normal": 2, "High": 3, "Urgent": 4}
 VERSIONS = {"1.0": 7}
 #: id → (name, format, multiple, possible values)
@@ -52,6 +58,9 @@ class FakeRedmine:
         #: Every request: (method, path without the query).
         self.seen: list[tuple[str, str]] = []
         self.refuse_create = refuse_create
+        #: (issue id, related issue id) of every relation made.
+        self.relations: list[tuple[int, int]] = []
+        self.status_refusal: str | None = None
         self._next_id = 100
         fake = self
 
@@ -128,19 +137,39 @@ class FakeRedmine:
             issue_id = int(match.group(1))
             if issue_id not in self.issues:
                 return 404, None
-            if method == "PUT":
-                self.updated.append((issue_id, json.loads(body)["issue"]))
-                return 204, None
             known = self.issues[issue_id]
+            if method == "PUT":
+                fields = json.loads(body)["issue"]
+                if "status_id" in fields and self.status_refusal == "422":
+                    return 422, {"errors": ["Status is invalid"]}
+                self.updated.append((issue_id, fields))
+                if "status_id" in fields and self.status_refusal != "ignore":
+                    known["status"] = next(n for n, i in STATUSES.items() if i == fields["status_id"])
+                return 204, None
             project = known["project"]
+            status = known.get("status", "New")
+            if isinstance(status, str):  # a name; or the whole answer, as a test gives it
+                status = {"id": STATUSES[status], "name": status, "is_closed": status in CLOSED}
             given = {k: known[k] for k in ("journals", "attachments", "description", "custom_fields", "tracker",
-                                           "status") if k in known}
+                                           "closed_on") if k in known}
             return 200, {"issue": {"id": issue_id, "subject": known["subject"], "journals": [], "watchers": [],
                                    "project": {"id": PROJECTS[project], "name": project.capitalize()},
-                                   "status": {"id": 1, "name": "New", "is_closed": False}, **given}}
+                                   "status": status, "updated_on": known.get("updated_on", "2026-11-30T09:00:00Z"),
+                                   **given}}
         if method == "GET" and (match := re.fullmatch(r"/attachments/download/(\d+)", path)):
             found = self.files.get(int(match.group(1)))
             return (200, found) if found is not None else (404, None)
+        if method == "POST" and (match := re.fullmatch(r"/issues/(\d+)/relations\.json", path)):
+            pair = (int(match.group(1)), json.loads(body)["relation"]["issue_to_id"])
+            if pair in self.relations:
+                return 422, {"errors": ["This relation would create a circular dependency"]}
+            self.relations.append(pair)
+            return 201, {"relation": {"id": len(self.relations), "issue_id": pair[0], "issue_to_id": pair[1],
+                                      "relation_type": "relates"}}
+        if method == "GET" and (match := re.fullmatch(r"/issues/(\d+)/relations\.json", path)):
+            issue_id = int(match.group(1))
+            return 200, {"relations": [{"issue_id": a, "issue_to_id": b, "relation_type": "relates"}
+                                       for a, b in self.relations if issue_id in (a, b)]}
         if method == "GET" and (match := re.fullmatch(r"/projects/(\w+)\.json", path)):
             ident = match.group(1)
             key = ident if ident in PROJECTS else next((p for p, i in PROJECTS.items() if str(i) == ident), None)
