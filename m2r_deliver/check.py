@@ -72,6 +72,7 @@ def check(settings: Settings, out: TextIO) -> int:
     _check_marker(settings, connection, resolver, api, projects, admin, report)
     _check_custom_field_overrides(connection, api, settings, report)
     _check_identity(settings, me.login, admin, resolver, api, report)
+    _check_reply_statuses(settings, resolver, api, report)
     return EX_CHECK_FAILED if report.failed else EX_OK
 
 
@@ -103,6 +104,24 @@ def _check_identity(settings: Settings, login: str, admin: bool, resolver, api, 
             continue
         if found is None:
             report.fail(f"custom field {name!r} not found in Redmine (issue custom fields need an admin key to list)")
+
+
+def _check_reply_statuses(settings: Settings, resolver, api, report: _Report) -> None:
+    """The statuses [reply] names (reopen_status, waiting_statuses, resume_status) exist."""
+    from .reopen import named
+
+    for key, name in named(settings):
+        try:
+            found = resolver.status(name)
+        except DeliveryError as exc:
+            report.fail(f"[reply] {key} {name!r}: {exc.reason}")
+            continue
+        if found is None:
+            names = _existing_names(resolver.redmine, api, "status", "")
+            report.fail(f"[reply] {key}: " + (explain.unknown_name(f"status {name!r}", names) if names is not None
+                                              else f"status {name!r} not found in Redmine"))
+        else:
+            report.ok(f"[reply] {key}: status {name!r} is #{found}")
 
 
 def _check_accounts(settings: Settings, directory, resolver, report: _Report) -> None:

@@ -53,17 +53,20 @@ def decide(issue_id: int, closed: bool, status: str, closed_on: str | None, sett
 
 def statuses(lookup: Callable[[str], int | None], settings: Settings) -> dict[str, int]:
     """The ids of the statuses [reply] names; one Redmine lacks is the config's mistake."""
-    named = [("reopen_status", settings.reopen_status), ("resume_status", settings.resume_status),
-             *(("waiting_statuses", name) for name in settings.waiting_statuses)]
     found: dict[str, int] = {}
-    for key, name in named:
-        if not name:
-            continue
+    for key, name in named(settings):
         status_id = lookup(name)
         if status_id is None:
             raise ConfigError(f"status {name!r} not found in Redmine (run: m2r-deliver check)", key=f"reply.{key}")
         found[name] = status_id
     return found
+
+
+def named(settings: Settings) -> list[tuple[str, str]]:
+    """(key, status name) of each status [reply] names."""
+    pairs = [("reopen_status", settings.reopen_status), ("resume_status", settings.resume_status),
+             *(("waiting_statuses", name) for name in settings.waiting_statuses)]
+    return [(key, name) for key, name in pairs if name]
 
 
 def names_statuses(settings: Settings) -> bool:
