@@ -5,7 +5,8 @@ Message-----", and their Japanese forms) with everything below it; attribution l
 ("On … wrote:", "… さんは書きました:", Gmail's "2026年11月27日(金) 9:00 Name <a@b>:") that
 introduce a quote; the quoted text itself when the reply is written above or below it
 (interleaved answers keep their quotes, they are the context); the signature after
-"-- "; and "Sent from my iPhone"-style trailers. Pure text in, text out.
+"-- ", also where Thunderbird and Gmail put it, below the quote of a reply written on
+top; and "Sent from my iPhone"-style trailers. Pure text in, text out.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def strip_reply(text: str) -> str:
     lines = text.split("\n")
     lines = _cut_at_outlook_header(lines)
     lines = _drop_attributions(lines)
+    lines = _cut_signature_below_quote(lines)
     lines = _drop_quotes(lines)
     lines = _cut_signature(lines)
     stripped = _tidy(lines)
@@ -113,13 +115,29 @@ def _text_blocks(lines: list[str]) -> int:
     return blocks
 
 
+def _cut_signature_below_quote(lines: list[str]) -> list[str]:
+    """Thunderbird and Gmail put a signature below the quote (the reply on top): cut it
+    first, so that the quote is the reply's tail and goes."""
+    start = _signature_start(lines)
+    if start is None:
+        return lines
+    above = _without_tail(lines[:start], lambda line: not line.strip())
+    return above if above and _QUOTED.match(above[-1]) else lines
+
+
 def _cut_signature(lines: list[str]) -> list[str]:
+    start = _signature_start(lines)
+    if start is not None:
+        lines = lines[:start]
+    return _without_tail(lines, lambda line: not line.strip() or bool(_TRAILERS.match(line)))
+
+
+def _signature_start(lines: list[str]) -> int | None:
+    """The last "-- " line, when what follows it is short enough to be a signature."""
     for number in range(len(lines) - 1, -1, -1):
         if _SIGNATURE.match(lines[number]):
-            if len(lines) - number - 1 <= _SIGNATURE_LINES:
-                lines = lines[:number]
-            break
-    return _without_tail(lines, lambda line: not line.strip() or bool(_TRAILERS.match(line)))
+            return number if len(lines) - number - 1 <= _SIGNATURE_LINES else None
+    return None
 
 
 def _without_tail(lines: list[str], drop) -> list[str]:

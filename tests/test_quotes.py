@@ -3,6 +3,9 @@
 import pytest
 
 from m2r_deliver.quotes import strip_reply
+from support.paths import ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures"
 
 NOTIFICATION = ("> Issue #5 has been reported by Redmine Admin.\n"
                 "> ----------------------------------------\n"
@@ -68,3 +71,36 @@ def test_a_long_tail_after_dashes_is_not_a_signature():
 
 def test_nothing_but_a_quote_keeps_the_text():
     assert strip_reply(NOTIFICATION) == NOTIFICATION
+
+
+#: The text of a new-issue notification as the test-bed Redmine 5.0 writes it (its
+#: mail_dir), down to the footer below "-- ".
+REDMINE_NOTIFICATION = (FIXTURES / "replies" / "redmine-notification.txt").read_text(encoding="utf-8")
+QUOTED = "\n".join(f"> {line}" if line else ">" for line in REDMINE_NOTIFICATION.splitlines())
+
+
+@pytest.mark.parametrize("attribution", [
+    "On 12/1/26 17:53, Redmine wrote:",  # Thunderbird
+    "On Tue, Dec 1, 2026 at 5:53 PM Redmine <redmine@redmine.test> wrote:",  # Gmail
+    "2026/12/01 17:53, Redmine さんは書きました:",  # Thunderbird, Japanese
+    "2026年12月1日(火) 17:53 Redmine <redmine@redmine.test>:",  # Gmail, Japanese
+])
+@pytest.mark.parametrize("gap", ["\n", "\n\n"])
+def test_a_signature_below_the_quoted_notification_leaves_only_the_reply(attribution, gap):
+    """Thunderbird's and Gmail's default with a signature set: the reply on top, the quoted
+    notification (with Redmine's own footer), then the signature."""
+    text = f"Toner replaced, it prints again.\n\n{attribution}\n{QUOTED}{gap}-- \nTaro Yamada\nExample Corp, IT\n"
+    assert strip_reply(text) == "Toner replaced, it prints again."
+
+
+def test_a_signature_below_a_bottom_posted_reply_goes_too():
+    text = f"On 12/1/26 17:53, Redmine wrote:\n{QUOTED}\n\nToner replaced.\n\n-- \nTaro Yamada\n"
+    assert strip_reply(text) == "Toner replaced."
+
+
+def test_a_signature_below_interleaved_answers_leaves_them_as_without_one():
+    interleaved = "On 12/1/26 17:53, Redmine wrote:\n> Which host?\nvpn1\n\n> Since when?\nThis morning."
+    assert strip_reply(f"{interleaved}\n\n-- \nTaro\n") == strip_reply(interleaved) == (
+        "> Which host?\nvpn1\n\n> Since when?\nThis morning.")
+    unanswered_rest = "On 12/1/26 17:53, Redmine wrote:\n> Which host?\nvpn1\n\n> Regards,\n> Helpdesk"
+    assert strip_reply(f"{unanswered_rest}\n\n-- \nTaro\n") == strip_reply(unanswered_rest) == "vpn1"

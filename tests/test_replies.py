@@ -302,3 +302,21 @@ def test_update_issue_with_attachment(site, testbed, token):
     assert [(d["property"], d["new_value"]) for d in note["details"]] == [("attachment", "Paella.jpg")]
     assert [a["filename"] for a in issue["attachments"]] == ["Paella.jpg"]
     assert testbed.issues_with_subject(f"#{issue_id}] (New) Add ingredients categories") == []  # no new issue
+
+
+@pytest.mark.parametrize("attribution", ["On {date}, Redmine wrote:", "{date} Redmine <redmine@redmine.test>:"])
+def test_a_signature_below_the_quoted_notification_is_not_in_the_note(site, testbed, token, attribution):
+    """Thunderbird's and Gmail's default: the reply on top, the whole quoted notification
+    with Redmine's footer, the signature below it. The note is the reply alone."""
+    issue_id = filed_issue_id(site.deliver(make_mail(f"Toner {token}", "Printer out of toner.",
+                                                     sender=f"Taro <taro.{token}@example.org>")))
+    notification = wait_for(lambda: notification_about(testbed, "dlopes@example.net", issue_id),
+                            "Redmine's notification to dlopes")
+    quoted = "\n".join(f"> {line}" if line else ">" for line in text_of(notification).splitlines())
+    assert "> You have received this notification because" in quoted
+    heading = attribution.format(date="2026年12月1日(火) 17:53" if "<" in attribution else notification["Date"])
+    body = f"Toner replaced, it prints again.\n\n{heading}\n{quoted}\n\n-- \nDave Lopes\nIT desk, ext. 123\n"
+    reply = make_mail(f"Re: [Helpdesk - Support #{issue_id}] Toner {token}", body, sender="dlopes@example.net",
+                      headers={"In-Reply-To": notification["Message-ID"]})
+    assert filed_issue_id(site.deliver(reply)) == issue_id
+    assert last_journal(testbed, issue_id)["notes"] == "Toner replaced, it prints again."
