@@ -88,7 +88,7 @@ class Site:
         """What the mail's keywords may not do: leave the served projects, set the marker
         or the requester field."""
         served = self.served(plan)
-        reserved = {_marker_field(self.resolver, self.settings)}
+        reserved = {marker_field(self.resolver, self.settings)}
         if self.settings.requester_field:
             found = self.resolver.custom_field(self.settings.requester_field)
             reserved.add(found["id"] if found else None)
@@ -155,7 +155,7 @@ def file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
                                          *keyed.warnings))
         acting = identity.choose(plan.author, plan.sender_trusted, plan.authentication, site.directory, settings,
                                  defaults["project_id"], identity.NEW_ISSUE_PERMISSIONS, dry_run=dry_run)
-    marker_id = _marker_field(site.resolver, settings)
+    marker_id = marker_field(site.resolver, settings)
     if marker_id is not None:
         defaults = merged(defaults, {"custom_fields": [{"id": marker_id, "value": attempt.key}]})
     plan = replace(plan, project=project, warnings=plan.warnings + keyed.warnings)
@@ -226,7 +226,7 @@ def _already_filed(plan: Plan, description: str, project_id: int, marker_id: int
     return found
 
 
-def _marker_field(resolver: Resolver, settings: Settings) -> int | None:
+def marker_field(resolver: Resolver, settings: Settings) -> int | None:
     if not settings.marker_field:
         return None
     found = resolver.custom_field(settings.marker_field)

@@ -12,11 +12,12 @@ from typing import Any
 
 from . import identity, keywords, outsiders, reopen
 from .errors import RedmineRefused
-from .filing import Site, dropped, file_issue, issue_url, login, shown, warned
+from .filing import Site, dropped, file_issue, issue_url, login, marker_field, shown, warned
 from .identity import Acting, Ignored
 from .keyed import Keyed, resolve_keywords
 from .mail import Mail
 from .plan import Outcome, Plan
+from .redmine.find import find_by_marker
 from .redmine.issues import (IssueState, add_note, add_relation, add_watcher, find_note, issue_of_journal,
                              issue_state, status_of)
 from .states import Decision, StatusChange
@@ -152,6 +153,12 @@ def _answered_issue(plan: Plan, site: Site) -> tuple[tuple[IssueState, bool] | N
     journal_id = next((ref.journal_id for ref in plan.thread if ref.journal_id), None)
     why, tried = "no issue found for its references", set()
     for ref in plan.thread:
+        if ref.key:  # a mail filed on another host: its issue has the key in the marker field
+            marker_id = marker_field(site.resolver, settings)
+            found = find_by_marker(site.connection, marker_id, ref.key) if marker_id is not None else None
+            ref = replace(ref, issue_id=found)
+            if found is None:
+                continue
         if ref.issue_id in tried:
             continue
         if ref.issue_id:

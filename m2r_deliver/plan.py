@@ -67,6 +67,8 @@ class ThreadRef:
     journal_id: int | None = None
     #: A journal token's creation time (UTC, ISO 8601): where to start looking for its issue.
     since: str | None = None
+    #: Via.MARKER: the delivery key (``<Message-ID>``) to look up in the marker field.
+    key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def plan_issue(mail: Mail, settings: Settings,
     """A new issue, or a note when the mail answers an existing one. *own_issue* maps a
     Message-ID this program filed to its issue (the delivery ledger's lookup)."""
     new = _new_issue(mail, settings)
-    refs = thread.references(mail, own_issue, site_key=settings.key)
+    refs = thread.references(mail, own_issue, site_key=settings.key, by_marker=bool(settings.marker_field))
     return plan_note(mail, settings, refs, new) if refs else new
 
 

@@ -79,6 +79,7 @@ class Via(_Named):
     JOURNAL = "journal"  # a Redmine note Message-ID token
     OURS = "ours"  # a mail this program filed, or sent (a verified token of outgoing/tokens.py)
     SUBJECT = "subject"  # the ``[… #N]`` subject tag
+    MARKER = "marker"  # a Message-ID looked up in the [redmine] marker_field (mail filed on another host)
 
 
 class MailKind(_Named):

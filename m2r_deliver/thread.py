@@ -32,6 +32,8 @@ _TAG_END = Pattern(r"#(\d+)\]")
 _BRACKET = Pattern(r"[\[\]]")
 #: How far before a note's Message-ID time (whole seconds) its issue may have been saved.
 _CLOCK_SLACK = timedelta(seconds=5)
+#: At most this many Message-IDs of a reply are looked up in the marker field (newest first).
+MARKER_LOOKUPS = 3
 
 OwnIssueLookup = Callable[[str], "int | None"]
 
@@ -44,13 +46,15 @@ def issue_of_own_message(message_id: str) -> int | None:
 
 
 def references(mail: Mail, own_issue: OwnIssueLookup = issue_of_own_message,
-               site_key: str | None = None) -> tuple[ThreadRef, ...]:
+               site_key: str | None = None, by_marker: bool = False) -> tuple[ThreadRef, ...]:
     """Every sign that *mail* answers an issue, in the order they are tried: Redmine's
     issue tokens (In-Reply-To, then References newest first), its note tokens (whose
     issue must be searched for, so after the issue tokens Redmine puts beside them),
     the Message-IDs of mail we sent (their token verified with the secret derived from
-    *site_key*, the API key), mails we filed, the subject tag."""
-    replied_to = (*mail.in_reply_to, *reversed(mail.references))
+    *site_key*, the API key), mails we filed, the subject tag. With *by_marker* and no
+    sign at all: the other Message-IDs (at most MARKER_LOOKUPS, newest first), for the
+    marker field to say which issue a mail filed on another host became."""
+    replied_to = tuple(dict.fromkeys((*mail.in_reply_to, *reversed(mail.references))))
     tokens = [ref for ref in map(_token_ref, replied_to) if ref]
     found = [ref for ref in tokens if ref.via == Via.ISSUE] + [ref for ref in tokens if ref.via == Via.JOURNAL]
     ours = [message_id for message_id in replied_to if _OUR_TOKEN.match(message_id)]
@@ -58,14 +62,22 @@ def references(mail: Mail, own_issue: OwnIssueLookup = issue_of_own_message,
         from .outgoing.tokens import secret_from_key, thread_refs
 
         found.extend(thread_refs(mail, secret_from_key(site_key)))
+    unknown = []
     for message_id in replied_to:
         if not _TOKEN.match(message_id) and message_id not in ours:
             issue_id = own_issue(message_id)
             if issue_id:
                 found.append(ThreadRef(Via.OURS, issue_id=issue_id))
+            else:
+                unknown.append(message_id)
     tag = subject_issue_id(mail.subject)
     if tag:
         found.append(ThreadRef(Via.SUBJECT, issue_id=tag))
+    if not found and by_marker and unknown:
+        from .mailkey import usable_message_id
+
+        keys = [f"<{message_id}>" for message_id in unknown if usable_message_id(message_id)]
+        found = [ThreadRef(Via.MARKER, key=key) for key in keys[:MARKER_LOOKUPS]]
     return tuple(dict.fromkeys(found))
 
 

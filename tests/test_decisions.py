@@ -15,7 +15,7 @@ from m2r_deliver.config import load
 from m2r_deliver.read import read_message
 from m2r_deliver.route import plan_issue
 from support.fakeredmine import PROJECTS, PRIORITIES, TRACKERS, VERSIONS, FakeRedmine
-from support.mails import make_mail, parsed
+from support.mails import as_new_message, make_mail, parsed
 
 
 @pytest.fixture
@@ -114,3 +114,20 @@ def test_a_refusal_is_the_mails_fault_and_keeps_the_mail(offline_site):
         result = deliver(settings, make_mail("Refused"))
     assert result.status == 75
     assert result.failure.fault == "mail" and "Tracker is not included" in result.failure.reason
+
+
+def test_a_reply_to_mail_filed_on_another_host_is_found_by_the_marker_field(offline_site, redmine):
+    redmine.issues[12] = {"project": "helpdesk", "subject": "Printer", "marker": "<printer.1234@host-a.example>"}
+    mail = make_mail("Re: Printer", "Still jammed.", sender="jsmith@example.net",
+                     headers={"In-Reply-To": "<ack-of-sorts.99@elsewhere.example>",
+                              "References": "<printer.1234@host-a.example> <ack-of-sorts.99@elsewhere.example>"})
+    result = deliver(settings_for(offline_site, redmine.url), mail)
+    assert redmine.created and not redmine.updated, "without a marker field: a new issue, no look-up"
+    asked = [path for _, path in redmine.seen if path == "/issues.json"]
+    offline_site.write_config(url=redmine.url, redmine='timeout = 10\nmarker_field = "Message-ID"')
+    settings = load(str(offline_site.config_path), {}, {"HOME": str(offline_site.home)})
+    result = deliver(settings, as_new_message(mail))
+    assert (result.status, result.outcome.decision, result.outcome.issue_id) == (0, "filed", 12)
+    assert redmine.updated == [(12, {"notes": "Still jammed."})] and len(redmine.created) == 1
+    assert len([path for _, path in redmine.seen if path == "/issues.json"]) - len(asked) == 2, \
+        "one look-up per unknown Message-ID until one is found, newest first"

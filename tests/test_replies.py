@@ -10,7 +10,7 @@ import pytest
 
 from support.paths import corpus_file
 from support.mails import as_new_message, make_mail
-from support.testbed import (add_note, filed_issue_id, make_issue, make_project, notification_about, text_of,
+from support.testbed import (Site, add_note, filed_issue_id, make_issue, make_project, notification_about, text_of,
                           wait_for)
 
 
@@ -67,7 +67,8 @@ def test_a_reply_keeping_only_the_subject_tag_threads(site, testbed, token):
                      sender="jsmith@example.net")
     plan = json.loads(site.deliver(mail, "--dry-run").stdout)
     assert (plan["action"], plan["issue_id"], plan["resolved"]["as"]) == ("note", issue_id, "jsmith")
-    assert plan["thread"] == [{"via": "subject", "issue_id": issue_id, "journal_id": None, "since": None}]
+    assert plan["thread"] == [{"via": "subject", "issue_id": issue_id, "journal_id": None, "since": None,
+                              "key": None}]
     assert filed_issue_id(site.deliver(mail)) == issue_id
     note = last_journal(testbed, issue_id)
     assert note["notes"] == "Toner replaced." and note["user"]["id"] == testbed.info["users"]["jsmith"]["id"]
@@ -320,3 +321,27 @@ def test_a_signature_below_the_quoted_notification_is_not_in_the_note(site, test
                       headers={"In-Reply-To": notification["Message-ID"]})
     assert filed_issue_id(site.deliver(reply)) == issue_id
     assert last_journal(testbed, issue_id)["notes"] == "Toner replaced, it prints again."
+
+
+def test_a_reply_delivered_on_another_host_finds_the_issue_by_the_marker_field(site, testbed, token, tmp_path):
+    """Host A filed the mail (its ledger knows it); host B, with an empty state dir, gets
+    the requester's reply carrying only the original's Message-ID in References."""
+    marker = 'timeout = 10\nmarker_field = "Message-ID"'
+    site.write_config(redmine=marker)
+    requester = f"Taro <taro.{token}@example.org>"
+    original = make_mail(f"Scanner {token}", "The scanner is offline.", sender=requester,
+                         msgid=f"<scanner.{token}@host-a.example>")
+    issue_id = filed_issue_id(site.deliver(original))
+    (tmp_path / "b").mkdir()
+    host_b = Site(tmp_path / "b", testbed.url, testbed.admin_key)
+    host_b.write_config(redmine=marker)
+    reply = make_mail(f"Re: Scanner {token}", f"It is back, thanks ({token}).", sender=requester,
+                      headers={"In-Reply-To": f"<unknown.{token}@mua.example>",
+                               "References": f"<scanner.{token}@host-a.example> <unknown.{token}@mua.example>"})
+    plan = json.loads(host_b.deliver(reply, "--dry-run").stdout)
+    assert plan["action"] == "note" and [ref["via"] for ref in plan["thread"]] == ["marker", "marker"]
+    assert filed_issue_id(host_b.deliver(reply)) == issue_id
+    assert "action=note" in host_b.last_log_line()
+    assert last_journal(testbed, issue_id)["notes"].endswith(f"It is back, thanks ({token}).")
+    host_b.write_config()  # no marker field: no look-up, a new issue as before
+    assert filed_issue_id(host_b.deliver(as_new_message(reply))) != issue_id

@@ -63,3 +63,28 @@ def test_our_own_message_ids_thread_through_the_ledger_hook():
 
 def test_a_plain_new_mail_has_no_thread():
     assert references(parsed(make_mail("Printer jammed"))) == ()
+
+
+def test_message_ids_nobody_here_knows_are_looked_up_by_the_marker_newest_first_at_most_three():
+    mail = parsed(make_mail("Re: printer", headers={
+        "In-Reply-To": "<newest.4@host-a.example>",
+        "References": "<first.0000@host-a.example> <redmine.issue-9.20260101000000@x> <x@y> "
+                      "<m2r.ack-5.0123456789abcdef@host-a.example> <second.1@host-a.example> "
+                      "<third.22@host-a.example> <newest.4@host-a.example>",
+    }))
+    known = {"second.1@host-a.example": None}
+    assert references(mail, known.get) == (ThreadRef("issue", issue_id=9),), "a token: no marker look-up"
+    without_token = parsed(make_mail("Re: printer", headers={
+        "In-Reply-To": "<newest.4@host-a.example>",
+        "References": "<first.0000@host-a.example> <x@y> <m2r.ack-5.0123456789abcdef@host-a.example> "
+                      "<second.1@host-a.example> <third.22@host-a.example> <newest.4@host-a.example>",
+    }))
+    assert references(without_token, known.get) == (), "only with a marker field"
+    assert references(without_token, known.get, site_key="k" * 40, by_marker=True) == (
+        ThreadRef("marker", key="<newest.4@host-a.example>"), ThreadRef("marker", key="<third.22@host-a.example>"),
+        ThreadRef("marker", key="<second.1@host-a.example>"),
+    ), "newest first, three at most; our tokens and too short a Message-ID (<x@y>) are never keys"
+    ledger = {"third.22@host-a.example": 77}
+    assert references(without_token, ledger.get, by_marker=True) == (ThreadRef("ours", issue_id=77),)
+    tagged = parsed(make_mail("Re: [Helpdesk - Bug #12] printer", headers={"In-Reply-To": "<newest.4@host-a.example>"}))
+    assert references(tagged, known.get, by_marker=True) == (ThreadRef("subject", issue_id=12),)

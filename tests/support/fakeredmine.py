@@ -6,7 +6,7 @@ follow the test-bed Redmine's; the real-Redmine tests of the same decisions keep
     with FakeRedmine() as redmine:
         redmine.issues[12] = {"project": "helpdesk", "subject": "VPN"}
         redmine.issues[13] = {"project": "helpdesk", "subject": "Old", "status": "Closed",
-                              "closed_on": "2026-01-05T10:00:00Z"}
+                              "closed_on": "2026-01-05T10:00:00Z", "marker": "<first@host-a>"}
         ... deliver with url = redmine.url ...
         redmine.created, redmine.updated, redmine.relations
 
@@ -132,7 +132,10 @@ class FakeRedmine:
             return 200, {"role": {"id": 3, "name": "Manager",
                                   "permissions": ["add_issues", "edit_issues", "add_issue_notes", "view_issues"]}}
         if method == "GET" and path == "/issues.json":
-            return 200, {"issues": [], "total_count": 0, "offset": 0, "limit": 100}
+            wanted = (query.get("v[cf_1][]") or [None])[0]  # the marker field's filter (find_by_marker)
+            found = [{"id": i, "subject": known["subject"], "custom_fields": [{"id": 1, "value": known["marker"]}]}
+                     for i, known in self.issues.items() if wanted is not None and known.get("marker") == wanted]
+            return 200, {"issues": found, "total_count": len(found), "offset": 0, "limit": 100}
         if (match := re.fullmatch(r"/issues/(\d+)\.json", path)) and method in ("GET", "PUT"):
             issue_id = int(match.group(1))
             if issue_id not in self.issues:
