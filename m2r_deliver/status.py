@@ -1,7 +1,8 @@
 """``m2r-deliver status``: what the ledger holds — counts by outcome, the quarantine,
-the mail in retry, and the most recent outcomes. For a person at a terminal (text), a
-program (``--json``), or a monitoring system (``--check``: one line, and the exit status
-says how bad it is, the way Nagios-style checks do).
+the mail in retry, the mail to requesters still owed, and the most recent outcomes. For
+a person at a terminal (text), a program (``--json``), or a monitoring system
+(``--check``: one line, and the exit status says how bad it is, the way Nagios-style
+checks do).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .config import Settings
 from .errors import EX_CHECK_FAILED, EX_OK, StateError
 from .ledger import FILE_NAME, Ledger, Row
 from .once import _age, longest_attempt, quarantine_dir
+from .outgoing.answered import OwedSummary, owed_summary
 from .states import RowState
 
 STATES = (RowState.FILED, RowState.DROPPED, RowState.QUARANTINED, RowState.FAILED, RowState.IN_FLIGHT)
@@ -24,6 +26,8 @@ STATES = (RowState.FILED, RowState.DROPPED, RowState.QUARANTINED, RowState.FAILE
 CHECK_OK, CHECK_WARNING, CHECK_CRITICAL = 0, 1, 2
 #: In-flight rows whose process is asked after, at most.
 IN_FLIGHT_SHOWN = 1000
+#: ``status --check`` warns about a mail to a requester owed for longer than this (seconds).
+OWED_ALARM = 3600
 
 
 @dataclass
@@ -41,6 +45,9 @@ class Snapshot:
     held: int = 0
     #: Rows in flight whose process is gone (killed): interrupted, not being delivered.
     gone: frozenset[str] = frozenset()
+    #: Mail to requesters (acknowledgements, relayed notes) the mail system has not taken yet
+    #: (the table ``owed``).
+    owed: OwedSummary = OwedSummary()
 
 
 def status(settings: Settings, out: TextIO, recent: int = 20, *, as_json: bool = False,
@@ -77,12 +84,14 @@ def snapshot(settings: Settings, recent: int = 20) -> Snapshot:
             snap.retrying = ledger.in_retry(limit=50)
             snap.latest = ledger.recent(limit=recent)
             snap.gone = frozenset(row.key for row in ledger.in_flight(limit=IN_FLIGHT_SHOWN) if not ledger.alive(row))
+            snap.owed = owed_summary(ledger.db)
     return snap
 
 
 def verdict(snap: Snapshot, alarm_after: float, now: float) -> tuple[int, list[str]]:
     """How bad it is: CRITICAL when mail has waited in retry longer than *alarm_after*, or the
-    most recent attempt failed; WARNING when mail waits in the quarantine or the hold folder."""
+    most recent attempt failed; WARNING when mail waits in the quarantine or the hold folder, or an
+    acknowledgement or relayed note has been owed for more than OWED_ALARM."""
     critical, warning = [], []
     old = [row for row in snap.retrying if row.state == RowState.FAILED and now - row.first_at > alarm_after]
     if old:
@@ -95,6 +104,11 @@ def verdict(snap: Snapshot, alarm_after: float, now: float) -> tuple[int, list[s
                        "(fix the cause, then: m2r-deliver replay)")
     if snap.held:
         warning.append(f"{snap.held} mail(s) held in {snap.hold}/new for a person to look at")
+    owed = snap.owed
+    if owed.oldest_since is not None and now - owed.oldest_since > OWED_ALARM:
+        warning.append(f"{owed.count} mail(s) to requesters owed ({_kinds(owed)}), the oldest for "
+                       f"{_age(now - owed.oldest_since)} "
+                       f"(issue #{owed.oldest_issue}; the mail system does not take them: see the log's fault=)")
     level = CHECK_CRITICAL if critical else CHECK_WARNING if warning else CHECK_OK
     return level, critical + warning
 
@@ -118,6 +132,10 @@ def _print(snap: Snapshot, settings: Settings, recent: int, out: TextIO) -> None
           + f", {snap.replayed} replayed in cur/", file=out)
     if snap.held:
         print(f"hold        {snap.hold}: {snap.held} waiting in new/ for a person to look at", file=out)
+    owed = snap.owed
+    oldest = (f" ({_kinds(owed)}), the oldest since {_when(owed.oldest_since)} (issue #{owed.oldest_issue}, "
+              f"to {owed.oldest_recipient}; handed over when the mail system takes it, on the mail's retry)")
+    print(f"owed        {owed.count} mail(s) to requesters" + (oldest if owed.count else ""), file=out)
     print(f"in retry    {len(snap.retrying)}" + (" (oldest first)" if snap.retrying else ""), file=out)
     for row in snap.retrying:
         print(f"  {_when(row.first_at)}  {row.attempts} attempt(s)  {row.key}  {_state(row, snap.gone)}", file=out)
@@ -133,6 +151,8 @@ def _as_dict(snap: Snapshot) -> dict[str, Any]:
         "counts": {state.value: snap.counts.get(state, 0) for state in STATES},
         "quarantine": {"path": str(snap.quarantine), "waiting": snap.waiting, "replayed": snap.replayed},
         "hold": {"path": str(snap.hold), "waiting": snap.held},
+        "owed": {"count": snap.owed.count, "by_kind": dict(snap.owed.by_kind),
+                 "oldest_since": snap.owed.oldest_since, "oldest_issue": snap.owed.oldest_issue},
         "in_retry": [_row(row, snap.gone) for row in snap.retrying],
         "recent": [_row(row, snap.gone) for row in snap.latest],
     }
@@ -158,6 +178,10 @@ def _state(row: Row, gone: frozenset[str] = frozenset()) -> str:
         return f"in flight (pid {row.pid} on {row.host} since {_when(row.started_at)})"
     unknown = ", outcome of an attempt unknown" if row.outcome_unknown else ""
     return f"failed{unknown} ({row.fault}: {row.error})"
+
+
+def _kinds(owed: OwedSummary) -> str:
+    return ", ".join(f"{kind} {count}" for kind, count in owed.by_kind)
 
 
 def _count(path) -> int:

@@ -194,3 +194,44 @@ def test_status_check_is_2_when_the_config_cannot_be_read(offline_site):
     done = status_check(offline_site)
     assert done.returncode == 2 and done.stdout.startswith(b"CRITICAL: config: "), done.stdout
     assert b"retry_for" in done.stdout
+
+
+def owe(site, key: str, issue_id: int, age: float) -> None:
+    """An acknowledgement still owed, written the way the reply stage writes it."""
+    import sqlite3
+    import time
+
+    from m2r_deliver.ledger import FILE_NAME
+    from m2r_deliver.outgoing.answered import Owed, OwedLog
+
+    db = sqlite3.connect(site.state_dir / FILE_NAME, isolation_level=None)
+    try:
+        OwedLog(db).owe(Owed(key, "ack", issue_id, "taro@example.org", f"<m2r.ack-{issue_id}.x@example.org>",
+                             b"Subject: x\n\nx\n", time.time() - age))
+    finally:
+        db.close()
+
+
+def test_status_shows_the_acknowledgements_still_owed(offline_site):
+    fill_ledger(offline_site, failed_last=False)
+    none = from_mail_system(offline_site, "status", "--config", str(offline_site.config_path))
+    assert b"owed        0 mail(s) to requesters\n" in none.stdout
+    assert json.loads(from_mail_system(offline_site, "status", "--json", "--config",
+                                       str(offline_site.config_path)).stdout)["owed"]["count"] == 0
+    owe(offline_site, "<filed3@example.org>", 4, age=600)
+    owe(offline_site, "<filed7@example.org>", 8, age=60)
+    text = from_mail_system(offline_site, "status", "--config", str(offline_site.config_path)).stdout.decode()
+    assert "owed        2 mail(s) to requesters (ack 2), the oldest since " in text
+    assert "(issue #4, to taro@example.org;" in text
+    data = json.loads(from_mail_system(offline_site, "status", "--json", "--config", str(offline_site.config_path)).stdout)
+    assert (data["owed"]["count"], data["owed"]["by_kind"], data["owed"]["oldest_issue"]) == (2, {"ack": 2}, 4)
+    assert status_check(offline_site, "--max-retry-age", "1d").returncode == 0, "owed for less than an hour: well"
+
+
+def test_status_check_warns_about_an_acknowledgement_owed_for_more_than_an_hour(offline_site):
+    fill_ledger(offline_site, failed_last=False)
+    owe(offline_site, "<filed3@example.org>", 4, age=2 * 3600)
+    done = status_check(offline_site, "--max-retry-age", "1d")
+    assert done.returncode == 1
+    assert done.stdout.startswith(b"WARNING: 1 mail(s) to requesters owed (ack 1), the oldest for 2.0h")
+    assert b"issue #4" in done.stdout

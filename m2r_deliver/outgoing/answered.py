@@ -154,3 +154,24 @@ def owe_once(db: sqlite3.Connection, owed: Owed, keep: float, *, now: float | No
         db.execute("INSERT OR REPLACE INTO owed VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (owed.key, owed.kind, owed.issue_id, owed.recipient, owed.message_id, owed.message, owed.since))
     return None
+
+
+@dataclass(frozen=True)
+class OwedSummary:
+    """What ``status`` shows of the mail still owed: how many (of each kind), and the oldest."""
+
+    count: int = 0
+    by_kind: tuple[tuple[str, int], ...] = ()
+    oldest_since: float | None = None
+    oldest_issue: int | None = None
+    oldest_recipient: str | None = None
+
+
+def owed_summary(db: sqlite3.Connection) -> OwedSummary:
+    """The answers still owed, read without writing (no table yet: none owed)."""
+    with _transaction(db, "reading the answers owed", write=False):
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'owed'").fetchone() is None:
+            return OwedSummary()
+        by_kind = tuple(db.execute("SELECT kind, count(*) FROM owed GROUP BY kind ORDER BY kind").fetchall())
+        oldest = db.execute("SELECT since, issue_id, recipient FROM owed ORDER BY since LIMIT 1").fetchone()
+    return OwedSummary(sum(n for _, n in by_kind), by_kind, *oldest) if oldest else OwedSummary()
