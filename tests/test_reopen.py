@@ -48,6 +48,20 @@ def test_a_reply_reopens_a_closed_issue_with_its_note(site, testbed, token):
     assert status_changes(issue)[-1] == (statuses["Closed"], statuses["In Progress"]), "with the note, one journal"
 
 
+def test_a_user_the_workflow_does_not_let_reopen_still_adds_the_note(site, testbed, token):
+    """dlopes is a Developer: Redmine's default workflow lets no Developer leave Closed."""
+    issue_id = closed_issue(testbed, f"Fan {token}")
+    site.write_config(REOPEN.format(within="30d"))
+    text = f"The fan is loud again ({token})."
+    mail = make_mail(f"Re: [Helpdesk - Bug #{issue_id}] Fan", text, sender="dlopes@example.net")
+    assert filed_issue_id(site.deliver(mail)) == issue_id
+    issue = testbed.issue(issue_id)
+    assert issue["status"]["name"] == "Closed" and issue["journals"][-1]["notes"] == text
+    assert issue["journals"][-1]["user"]["id"] == testbed.info["users"]["dlopes"]["id"]
+    line = site.last_log_line()
+    assert "reopened=" not in line and "status 'In Progress' not taken by Redmine" in line
+
+
 def test_a_reply_to_an_issue_closed_too_long_ago_is_a_new_related_issue(site, testbed, token):
     old = closed_issue(testbed, f"Printer {token}")
     site.write_config(REOPEN.format(within="1s"))
