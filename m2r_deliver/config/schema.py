@@ -143,7 +143,7 @@ REPLY = Section("reply", "Mail that answers an issue becomes a note.", (
     Key("missing", Choice(choices=REPLY_MISSING_ACTIONS), "new", "the issue answered does not exist or cannot be "
         "seen: new files a new issue, drop drops the mail"),
     Key("closed", Choice(choices=REPLY_CLOSED_ACTIONS), "note", "the issue answered is closed: note adds the note "
-        "anyway, missing treats it as missing"),
+        "anyway, missing treats it as missing (not used when reopen_status is set)"),
     Key("delimiters", Strings(), [], "more lines at which a reply is cut"),
     Key("outsiders", Choice(choices=REPLY_OUTSIDER_POLICIES), "requester", "a reply from a sender who is not acted "
         "as themselves (filed as fallback_user or the key's user): requester adds the note only to an issue that "
@@ -152,8 +152,8 @@ REPLY = Section("reply", "Mail that answers an issue becomes a note.", (
     Key("reopen_status", Text(blank_ok=False), None, "a reply to a closed issue reopens it to this status "
         "(within reopen_within; older, a new issue related to the old one)",
         unset="a reply to a closed issue is handled by [reply] closed"),
-    Key("reopen_within", Duration(), "30d", "how long after its last change a closed issue is reopened by a "
-        "reply"),
+    Key("reopen_within", Duration(), "30d", "how long after it was closed (Redmine's closed_on) an issue is "
+        "reopened by a reply"),
     Key("waiting_statuses", Strings(blank_ok=False), [], "statuses that wait for the requester; a reply to an "
         "issue in one of them moves it to resume_status"),
     Key("resume_status", Text(blank_ok=False), None, "the status a reply moves a waiting issue to",
