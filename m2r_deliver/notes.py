@@ -46,7 +46,8 @@ def file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcom
             return file_issue(replace(instead, warnings=(*instead.warnings, f"not a note on #{issue.id}: {refusal}")),
                                mail, site, dry_run)
         header = outsiders.note_header(plan.author)
-    move = reopen.decide(issue.id, issue.closed, issue.status, issue.closed_on, settings, time.time())
+    move = (reopen.decide(issue.id, issue.closed, issue.status, issue.closed_on, settings, time.time())
+            if _requesters_side(acting, issue) else None)
     if isinstance(move, reopen.FollowUp) and plan.if_missing is not None:
         return _follow_up(plan.if_missing, move, mail, site, dry_run)
     served = site.served(plan)
@@ -98,6 +99,16 @@ def file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcom
     (filed_plan, changed), acting = filed
     return Outcome(Decision.FILED, issue.id, issue_url(settings, issue.id), login(acting),
                    changed=changed), filed_plan
+
+
+def _requesters_side(acting: Acting, issue: IssueState) -> bool:
+    """Whether the reply comes from the requester's side, the only replies that move the
+    issue ([reply] reopen_status, waiting_statuses): a sender without an account whom the
+    outsiders rule let add the note, or the issue's author. Staff answering by mail leave
+    the status to themselves."""
+    if not acting.themselves:
+        return True
+    return acting.account is not None and acting.account.id == issue.records.author_id
 
 
 def _with_status(plan: Plan, connection, issue_id: int, api_fields: dict[str, Any], uploads: list[dict[str, Any]],

@@ -27,8 +27,17 @@ def status_changes(issue):
             if d.get("name") == "status_id"]
 
 
-def closed_issue(testbed, subject):
-    issue_id = make_issue(testbed, subject)
+def authored_issue(testbed, subject, author="jsmith", **fields):
+    """An issue *author* filed: a reply from them is the requester's side, which moves it."""
+    body = {"issue": {"project_id": "helpdesk", "subject": subject, "tracker_id": testbed.info["trackers"]["Bug"],
+                      **fields}}
+    response = testbed.api("POST", "/issues.json", key=testbed.info[f"{author}_key"], json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["issue"]["id"]
+
+
+def closed_issue(testbed, subject, author="jsmith"):
+    issue_id = authored_issue(testbed, subject, author)
     add_note(testbed, issue_id, "Closing.", status_id=testbed.info["statuses"]["Closed"])
     return issue_id
 
@@ -50,7 +59,7 @@ def test_a_reply_reopens_a_closed_issue_with_its_note(site, testbed, token):
 
 def test_a_user_the_workflow_does_not_let_reopen_still_adds_the_note(site, testbed, token):
     """dlopes is a Developer: Redmine's default workflow lets no Developer leave Closed."""
-    issue_id = closed_issue(testbed, f"Fan {token}")
+    issue_id = closed_issue(testbed, f"Fan {token}", author="dlopes")
     site.write_config(REOPEN.format(within="30d"))
     text = f"The fan is loud again ({token})."
     mail = make_mail(f"Re: [Helpdesk - Bug #{issue_id}] Fan", text, sender="dlopes@example.net")
@@ -60,6 +69,19 @@ def test_a_user_the_workflow_does_not_let_reopen_still_adds_the_note(site, testb
     assert issue["journals"][-1]["user"]["id"] == testbed.info["users"]["dlopes"]["id"]
     line = site.last_log_line()
     assert "reopened=" not in line and "status 'In Progress' not taken by Redmine" in line
+
+
+def test_staff_answering_a_closed_issue_by_mail_leave_it_closed(site, testbed, token):
+    """jsmith answers, by mail, an issue someone else filed: the note is added, the issue
+    stays closed (only the requester's side reopens)."""
+    issue_id = make_issue(testbed, f"Cable {token}")
+    add_note(testbed, issue_id, "Closing.", status_id=testbed.info["statuses"]["Closed"])
+    site.write_config(REOPEN.format(within="30d"))
+    text, mail = reply(issue_id, token, "For the record: the cable was replaced")
+    assert filed_issue_id(site.deliver(mail)) == issue_id
+    issue = testbed.issue(issue_id)
+    assert issue["status"]["name"] == "Closed" and issue["journals"][-1]["notes"] == text
+    assert "reopened=" not in site.last_log_line() and "not taken" not in site.last_log_line()
 
 
 def test_a_reply_to_an_issue_closed_too_long_ago_is_a_new_related_issue(site, testbed, token):
@@ -79,7 +101,8 @@ def test_a_reply_to_an_issue_closed_too_long_ago_is_a_new_related_issue(site, te
 
 def test_a_reply_to_a_waiting_issue_resumes_it(site, testbed, token):
     statuses = testbed.info["statuses"]
-    issue_id = make_issue(testbed, f"Disk {token}", status_id=statuses["Feedback"])
+    issue_id = authored_issue(testbed, f"Disk {token}")
+    add_note(testbed, issue_id, "Which disk?", status_id=statuses["Feedback"])
     site.write_config('[reply]\nwaiting_statuses = ["Feedback"]\nresume_status = "In Progress"\n')
     text, mail = reply(issue_id, token, "Here is the log you asked for")
     assert filed_issue_id(site.deliver(mail)) == issue_id

@@ -14,11 +14,13 @@ import pytest
 
 from m2r_deliver import pipeline
 from m2r_deliver.read import read_message
-from support.fakeredmine import STATUSES, FakeRedmine
+from support.fakeredmine import JSMITH, STATUSES, FakeRedmine
 from support.mails import make_mail
 from test_decisions import deliver, settings_for
 
 REOPEN = '[reply]\nreopen_status = "In Progress"\nreopen_within = "30d"\n'
+#: The replies below come from jsmith: the requester's side only when the issue is theirs.
+BY_JSMITH = {"author": {"id": JSMITH["id"], "name": "John Smith"}}
 WAITING = '[reply]\nwaiting_statuses = ["Feedback"]\nresume_status = "In Progress"\n'
 
 
@@ -41,7 +43,7 @@ def log_line(site) -> str:
 
 
 def test_a_reply_reopens_a_recently_closed_issue_in_the_same_request(offline_site, redmine):
-    redmine.issues[12] = {"project": "helpdesk", "subject": "VPN", "status": "Closed", "closed_on": recently()}
+    redmine.issues[12] = {**BY_JSMITH, "project": "helpdesk", "subject": "VPN", "status": "Closed", "closed_on": recently()}
     settings = settings_for(offline_site, redmine.url, REOPEN)
     result = deliver(settings, reply(12))
     assert (result.status, result.outcome.decision, result.outcome.issue_id) == (0, "filed", 12)
@@ -52,7 +54,7 @@ def test_a_reply_reopens_a_recently_closed_issue_in_the_same_request(offline_sit
 
 
 def test_a_reply_to_an_issue_closed_long_ago_is_a_new_related_issue(offline_site, redmine):
-    redmine.issues[12] = {"project": "helpdesk", "subject": "VPN", "status": "Closed",
+    redmine.issues[12] = {**BY_JSMITH, "project": "helpdesk", "subject": "VPN", "status": "Closed",
                           "closed_on": "2026-01-05T10:00:00Z"}
     settings = settings_for(offline_site, redmine.url, REOPEN)
     result = deliver(settings, reply(12))
@@ -75,7 +77,7 @@ def test_the_relation_made_again_on_a_retry_is_no_failure(offline_site, redmine)
 
 
 def test_without_reopen_status_a_closed_issue_takes_the_note_as_before(offline_site, redmine):
-    redmine.issues[12] = {"project": "helpdesk", "subject": "VPN", "status": "Closed", "closed_on": recently()}
+    redmine.issues[12] = {**BY_JSMITH, "project": "helpdesk", "subject": "VPN", "status": "Closed", "closed_on": recently()}
     deliver(settings_for(offline_site, redmine.url), reply(12))
     [(_, fields)] = redmine.updated
     assert fields == {"notes": "It is broken again."} and redmine.issues[12]["status"] == "Closed"
@@ -85,8 +87,8 @@ def test_without_reopen_status_a_closed_issue_takes_the_note_as_before(offline_s
 
 
 def test_a_reply_to_a_waiting_issue_resumes_it(offline_site, redmine):
-    redmine.issues[12] = {"project": "helpdesk", "subject": "VPN", "status": "Feedback"}
-    redmine.issues[13] = {"project": "helpdesk", "subject": "Disk", "status": "New"}
+    redmine.issues[12] = {**BY_JSMITH, "project": "helpdesk", "subject": "VPN", "status": "Feedback"}
+    redmine.issues[13] = {**BY_JSMITH, "project": "helpdesk", "subject": "Disk", "status": "New"}
     settings = settings_for(offline_site, redmine.url, WAITING)
     deliver(settings, reply(12, "Here is the log you asked for."))
     assert redmine.updated[-1] == (12, {"notes": "Here is the log you asked for.", "status_id": 2})
@@ -97,7 +99,7 @@ def test_a_reply_to_a_waiting_issue_resumes_it(offline_site, redmine):
 
 
 def test_a_status_keyword_wins_over_reopen_and_resume(offline_site, redmine):
-    redmine.issues[12] = {"project": "helpdesk", "subject": "VPN", "status": "Feedback"}
+    redmine.issues[12] = {**BY_JSMITH, "project": "helpdesk", "subject": "VPN", "status": "Feedback"}
     settings = settings_for(offline_site, redmine.url, WAITING,
                             issue='project = "helpdesk"\nallow_override = ["status"]')
     deliver(settings, reply(12, "All fine now, thanks.\n\nStatus: Resolved"))
@@ -107,7 +109,7 @@ def test_a_status_keyword_wins_over_reopen_and_resume(offline_site, redmine):
 
 @pytest.mark.parametrize("refusal", ["422", "ignore"])
 def test_a_status_the_workflow_refuses_still_leaves_the_note(offline_site, redmine, refusal):
-    redmine.issues[12] = {"project": "helpdesk", "subject": "VPN", "status": "Closed", "closed_on": recently()}
+    redmine.issues[12] = {**BY_JSMITH, "project": "helpdesk", "subject": "VPN", "status": "Closed", "closed_on": recently()}
     redmine.status_refusal = refusal
     result = deliver(settings_for(offline_site, redmine.url, REOPEN), reply(12))
     assert (result.status, result.outcome.decision) == (0, "filed")
@@ -130,8 +132,8 @@ def test_a_status_redmine_lacks_is_the_configs_mistake(offline_site, redmine, ex
 
 
 def test_dry_run_shows_the_status_change_and_the_relation(offline_site, redmine):
-    redmine.issues[12] = {"project": "helpdesk", "subject": "VPN", "status": "Closed", "closed_on": recently()}
-    redmine.issues[13] = {"project": "helpdesk", "subject": "Old", "status": "Rejected",
+    redmine.issues[12] = {**BY_JSMITH, "project": "helpdesk", "subject": "VPN", "status": "Closed", "closed_on": recently()}
+    redmine.issues[13] = {**BY_JSMITH, "project": "helpdesk", "subject": "Old", "status": "Rejected",
                           "closed_on": "2026-01-05T10:00:00Z"}
     settings = settings_for(offline_site, redmine.url, REOPEN)
     plans = []
@@ -147,3 +149,17 @@ def test_dry_run_shows_the_status_change_and_the_relation(offline_site, redmine)
     assert follow["action"] == "create" and follow["resolved"]["relates_to"] == 13
     assert follow["description"].endswith("filed as a new issue related to it]")
     assert redmine.updated == [] and redmine.created == [] and redmine.relations == []
+
+
+@pytest.mark.parametrize("config, status", [(REOPEN, "Closed"), (WAITING, "Feedback")])
+def test_staff_answering_by_mail_leave_the_status_alone(offline_site, redmine, config, status):
+    """jsmith has an account and is acted as, but the issue is someone else's: the note is
+    added, the issue stays where it is (only the requester's side reopens or resumes)."""
+    redmine.issues[12] = {"author": {"id": 1, "name": "Redmine Admin"}, "project": "helpdesk", "subject": "VPN",
+                          "status": status, "closed_on": recently()}
+    result = deliver(settings_for(offline_site, redmine.url, config), reply(12))
+    assert (result.status, result.outcome.decision, result.outcome.issue_id) == (0, "filed", 12)
+    [(_, fields)] = redmine.updated
+    assert fields == {"notes": "It is broken again."} and redmine.issues[12]["status"] == status
+    assert redmine.created == [] and "reopened=" not in log_line(offline_site)
+    assert "resumed=" not in log_line(offline_site)

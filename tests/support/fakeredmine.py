@@ -154,7 +154,7 @@ class FakeRedmine:
             if isinstance(status, str):  # a name; or the whole answer, as a test gives it
                 status = {"id": STATUSES[status], "name": status, "is_closed": status in CLOSED}
             given = {k: known[k] for k in ("journals", "attachments", "description", "custom_fields", "tracker",
-                                           "closed_on") if k in known}
+                                           "closed_on", "author") if k in known}
             return 200, {"issue": {"id": issue_id, "subject": known["subject"], "journals": [], "watchers": [],
                                    "project": {"id": PROJECTS[project], "name": project.capitalize()},
                                    "status": status, "updated_on": known.get("updated_on", "2026-11-30T09:00:00Z"),
