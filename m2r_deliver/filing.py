@@ -13,7 +13,7 @@ from typing import Any, Callable, TypeVar
 
 from redminelib import Redmine
 
-from . import identity, keywords
+from . import identity, keywords, relay_account
 from .config import Settings
 from .errors import ConfigError, RedmineRefused
 from .identity import Acting, Ignored
@@ -95,6 +95,12 @@ class Site:
         return Limits(None if served is None else served.__contains__,
                       frozenset(field for field in reserved if field is not None))
 
+    def relay_watcher(self, plan: Plan, acting: Acting, record: identity.RequesterRecord) -> int | None:
+        """The relay account's id when the new issue needs it as a watcher (relay_account.py)."""
+        if not relay_account.watches(self.settings, plan.requester, acting, record):
+            return None
+        return relay_account.account(self.directory, self.settings).id
+
     def file_as(self, acting: Acting, plan: Plan, do: Callable[[Acting], T]) -> tuple[T, Acting] | Ignored:
         """Run *do* as *acting*; when Redmine refuses that user, once more as the fallback."""
         try:
@@ -173,18 +179,21 @@ def file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
                 raise ConfigError(f"unknown in Redmine: {', '.join(unknown)}", key="sender.requester_field")
             fields = merged(fields, {"custom_fields": extra["custom_fields"]})
         watchers = [a.id for a in site.accounts(plan.watchers) if not acting.is_address(a.mail)]
-        watchers += [record.watcher_id] if record.watcher_id and record.watcher_id not in watchers else []
+        ensured = tuple(w for w in (record.watcher_id, site.relay_watcher(plan, acting, record)) if w)
+        watchers += [w for w in ensured if w not in watchers]
         if watchers:
             fields = {**fields, "watcher_user_ids": watchers}
-        return _Filing(acting, record, {**fields, "subject": plan.subject}, keyed)
+        return _Filing(acting, record, {**fields, "subject": plan.subject}, keyed, ensured)
 
     if dry_run:
         filing = prepare(acting)
         shown = replace(plan, description=filing.description(plan), resolved=filing.shown(keyed))
         return Outcome(Decision.PLANNED, author=login(acting)), shown
     if attempt.look_first:
-        found = _already_filed(plan, prepare(acting).description(plan), defaults["project_id"], marker_id, site)
+        filing = prepare(acting)
+        found = _already_filed(plan, filing.description(plan), defaults["project_id"], marker_id, site)
         if found is not None:
+            _add_watchers(site, found, filing)  # the attempt that filed it may have ended before
             return Outcome(Decision.DUPLICATE, found, issue_url(settings, found), note=f"duplicate of #{found}"), plan
 
     def create_as(acting: Acting) -> tuple[int, Plan]:
@@ -193,8 +202,7 @@ def file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
         attempt.sent = True
         issue_id, filed_plan = _create_with_keyword_fallbacks(site.connection_for(acting), filing, uploads,
                                                               with_refusals, marker_id, attempt.key)
-        if filing.record.watcher_id:  # Redmine drops watcher_user_ids the filing user may not set
-            add_watcher(site.connection, issue_id, filing.record.watcher_id)
+        _add_watchers(site, issue_id, filing)
         return issue_id, filed_plan
 
     filed = site.file_as(acting, plan, create_as)
@@ -202,6 +210,13 @@ def file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
         return dropped(plan, mail, settings, "unknown_user", filed.reason, dry_run)
     (issue_id, filed_plan), acting = filed
     return Outcome(Decision.FILED, issue_id, issue_url(settings, issue_id), login(acting)), filed_plan
+
+
+def _add_watchers(site: Site, issue_id: int, filing: _Filing) -> None:
+    """The requester's and the relay account's watch, with the key's own connection:
+    Redmine drops watcher_user_ids the filing user may not set (adding one twice is harmless)."""
+    for user_id in filing.ensured:
+        add_watcher(site.connection, issue_id, user_id)
 
 
 def _moved(keyed: Keyed) -> bool:
@@ -249,6 +264,8 @@ class _Filing:
     record: identity.RequesterRecord
     fields: dict[str, Any]
     keyed: Keyed
+    #: Watchers added again after the create: the requester's account, the relay account.
+    ensured: tuple[int, ...] = ()
 
     def description(self, plan: Plan, keyed: Keyed | None = None) -> str:
         """The mail's text without the applied keywords' lines, under the requester line."""

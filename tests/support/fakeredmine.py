@@ -55,6 +55,8 @@ class FakeRedmine:
         #: What it was asked to write: the bodies of POST /issues.json and PUT /issues/N.json.
         self.created: list[dict] = []
         self.updated: list[tuple[int, dict]] = []
+        #: (issue id, user id) of every POST /issues/N/watchers.json.
+        self.watched: list[tuple[int, int]] = []
         #: Every request: (method, path without the query).
         self.seen: list[tuple[str, str]] = []
         self.refuse_create = refuse_create
@@ -135,7 +137,15 @@ class FakeRedmine:
             wanted = (query.get("v[cf_1][]") or [None])[0]  # the marker field's filter (find_by_marker)
             found = [{"id": i, "subject": known["subject"], "custom_fields": [{"id": 1, "value": known["marker"]}]}
                      for i, known in self.issues.items() if wanted is not None and known.get("marker") == wanted]
+            # without a marker field, an attempt that may have filed already searches by subject
+            subject = (query.get("subject") or [""])[0].removeprefix("~")
+            if subject and query.get("offset", ["0"])[0] == "0":
+                found += [{"id": 101 + n, **fields} for n, fields in enumerate(self.created)
+                          if subject in fields.get("subject", "")]
             return 200, {"issues": found, "total_count": len(found), "offset": 0, "limit": 100}
+        if method == "POST" and (match := re.fullmatch(r"/issues/(\d+)/watchers\.json", path)):
+            self.watched.append((int(match.group(1)), int(json.loads(body)["user_id"])))
+            return 204, None
         if (match := re.fullmatch(r"/issues/(\d+)\.json", path)) and method in ("GET", "PUT"):
             issue_id = int(match.group(1))
             if issue_id not in self.issues:
