@@ -16,6 +16,7 @@ from .errors import EX_CHECK_FAILED, EX_OK, DeliveryError
 from .maildir import ensure_maildir
 from .ledger import FILE_NAME, Ledger
 from .once import longest_attempt, quarantine_dir
+from .relay_check import check_relay
 
 #: Where Python's syslog module (glibc's syslog(3)) sends its lines.
 SYSLOG_SOCKET = "/dev/log"
@@ -73,6 +74,8 @@ def check(settings: Settings, out: TextIO) -> int:
     _check_custom_field_overrides(connection, api, settings, report)
     _check_identity(settings, me.login, admin, resolver, api, report)
     _check_reply_statuses(settings, resolver, api, report)
+    check_relay(settings, connection, api, {p: fields["project_id"] for p, fields in projects.items()}, admin,
+                report)
     return EX_CHECK_FAILED if report.failed else EX_OK
 
 

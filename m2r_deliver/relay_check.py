@@ -1,0 +1,101 @@
+"""``check`` with ``[relay] enabled``: the relay account can be the relay account.
+
+It must exist, be active and have an address (else Redmine never notifies it), and it must
+not be allowed "View private notes" (``view_private_notes``) in a project the gateway
+serves: Redmine sends a private note to every watcher allowed to see it, and the relay
+would pass that note on to the requester. The REST reads: the user with its memberships
+(``/users/ID.json?include=memberships``), each of its roles' permissions (``/roles/ID.json``).
+Only an administrator's key can find a user by login.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .config import Settings
+from .errors import DeliveryError
+
+#: The permission that lets Redmine send a user private notes.
+PRIVATE_NOTES = "view_private_notes"
+
+
+class Report(Protocol):
+    def ok(self, text: str) -> None: ...
+
+    def warn(self, text: str) -> None: ...
+
+    def fail(self, text: str) -> None: ...
+
+
+def check_relay(settings: Settings, connection, api, projects: dict[str, int], admin: bool, report: Report) -> None:
+    """*projects*: the served projects' identifiers and ids."""
+    if not settings.relay.enabled:
+        return
+    login = settings.relay.user
+    label = f"[relay] user {login!r}"
+    if not admin:
+        report.fail(f"{label}: a key that is not an administrator's cannot look the account up (Redmine lists "
+                    "users only to administrators), so neither deliveries nor this check can find it")
+        return
+    directory = api.Directory(connection, api.Resolver(connection, api.NameCache(settings.state_dir / "names.json",
+                                                                                   0, settings.url)))
+    try:
+        account = directory.account_by_login(login)
+        raw = _user(connection, api, account.id) if account else None
+    except DeliveryError as exc:
+        report.fail(f"{label}: {exc.reason}")
+        return
+    if account is None or raw is None:
+        report.fail(f"{label} does not exist in Redmine: create it (a Reporter in the served projects, notified "
+                    "only of the issues it watches, with an address that reaches the gateway)")
+        return
+    problems = [*(["is locked"] if not account.active else []),
+                *(["has no e-mail address: Redmine cannot notify it"] if not account.mail else []),
+                *(["is an administrator: Redmine would send it private notes"] if account.admin else [])]
+    for problem in problems:
+        report.fail(f"{label} {problem}")
+    if not problems:
+        report.ok(f"{label} is #{account.id}, active, notified at {account.mail}")
+    if not account.admin:
+        _check_private_notes(connection, api, label, raw, projects, report)
+
+
+def _user(connection, api, user_id: int) -> dict[str, Any] | None:
+    with api.translated_errors(f"reading Redmine user {user_id}"):
+        return connection.user.get(user_id, include=["memberships"]).raw()
+
+
+def _check_private_notes(connection, api, label: str, raw: dict[str, Any], projects: dict[str, int],
+                         report: Report) -> None:
+    """No role of the account in a served project may view private notes."""
+    roles_in = {int(m["project"]["id"]): m.get("roles", []) for m in raw.get("memberships", []) if m.get("project")}
+    clean = []
+    for identifier, project_id in projects.items():
+        roles = roles_in.get(project_id)
+        if roles is None:
+            report.warn(f"{label} is not a member of project {identifier!r}: Redmine notifies it only of the issues "
+                        "there that the Non member role lets it see (that role's permissions are not checked)")
+            continue
+        leaky, unknown = [], False
+        for role in roles:
+            try:
+                with api.translated_errors(f"reading role {role['id']}"):
+                    permissions = connection.role.get(role["id"]).raw().get("permissions")
+            except DeliveryError as exc:
+                permissions, why = None, exc.reason
+            else:
+                why = "Redmine did not list its permissions"
+            if permissions is None:
+                unknown = True
+                report.warn(f"{label}: whether role {role.get('name')!r} may view private notes in project "
+                            f"{identifier!r} is not checked: {why}")
+            elif PRIVATE_NOTES in permissions:
+                leaky.append(role)
+        for role in leaky:
+            report.fail(f"{label} may view private notes in project {identifier!r} through role {role.get('name')!r}"
+                        f"{' (inherited from a group)' if role.get('inherited') else ''}: the relay would mail "
+                        "private notes to requesters; give the account a role without View private notes")
+        if not leaky and not unknown:
+            clean.append(identifier)
+    if clean:
+        report.ok(f"{label} cannot view private notes in {', '.join(repr(p) for p in clean)}")
