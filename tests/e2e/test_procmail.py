@@ -123,3 +123,32 @@ def test_the_same_request_delivered_twice_is_filed_once(user, testbed, token):
     assert procmail(user, mail).returncode == 0
     assert filed(testbed, token) == [f"Badge reader broken {token}"]
     assert user.mailbox() == b""
+
+
+#: The relay address examples/procmailrc ships with (RELAY_ADDRESS=request[+]relay@example\.org).
+RELAY_ADDRESS = "request+relay@example.org"
+
+
+def test_redmines_notification_to_the_relay_address_goes_to_m2r_deliver(user, testbed, token):
+    """Delivered to the relay account's address (Delivered-To), Redmine's notification is
+    m2r-deliver's to read (here, without [relay], it drops it); anything else to that
+    address is not, and neither is a notification to another address."""
+    assert procmail(user, make_mail(f"Disk full on db01 {token}")).returncode == 0
+    [issue] = testbed.issues_with_subject(token)
+    notification = redmine_notification(testbed.info["mail_dir"], issue["id"])
+
+    for relay_address in (RELAY_ADDRESS, "Request+Relay@example.org"):
+        result = procmail(user, f"Delivered-To: {relay_address}\n".encode() + notification)
+        assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+        assert f"msgid={message_ids([notification])[0]} " in user.log().splitlines()[-1], user.log()
+    assert " decision=dropped guard=redmine_own " in user.log().splitlines()[1], user.log()
+    assert len(user.log().splitlines()) == 3 and user.maildir(MACHINE_FOLDER) == []
+
+    for not_relay in ("request+relayed@example.org", "requestxrelay@example.org"):
+        assert procmail(user, f"Delivered-To: {not_relay}\n".encode() + notification).returncode == 0
+    assert len(user.maildir(MACHINE_FOLDER)) == 2
+
+    stranger = make_mail(f"Hello {token}", to=f"{user.name}@localhost", headers={"Delivered-To": RELAY_ADDRESS})
+    assert procmail(user, stranger).returncode == 0
+    assert f"Hello {token}".encode() in user.mailbox()
+    assert len(user.log().splitlines()) == 3 and filed(testbed, token) == [f"Disk full on db01 {token}"]
