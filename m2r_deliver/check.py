@@ -325,9 +325,11 @@ def _check_state_dir(settings: Settings, report: _Report) -> None:
 
 
 def _check_outgoing(settings: Settings, report: _Report) -> None:
-    """With [acknowledge] on: the way out answers (without sending anything), and the
-    template (loaded and checked with the config) is named."""
-    if not settings.acknowledge.enabled:
+    """With [acknowledge] or [relay] on: the way out answers (without sending anything),
+    and the templates (loaded and checked with the config) are named."""
+    sent = [what for what, on in (("acknowledgements", settings.acknowledge.enabled),
+                                  ("relayed notes", settings.relay.enabled)) if on]
+    if not sent:
         return
     from .outgoing.destinations import for_settings
 
@@ -336,9 +338,10 @@ def _check_outgoing(settings: Settings, report: _Report) -> None:
     except DeliveryError as exc:
         report.fail(f"[outgoing]: {exc.reason}")
     else:
-        report.ok(f"[outgoing]: acknowledgements are handed to the {way}, from {settings.outgoing.from_address}")
-    if settings.acknowledge.text is not None:
-        report.ok(f"[acknowledge] template {settings.acknowledge.text.source} is valid")
+        report.ok(f"[outgoing]: {' and '.join(sent)} are handed to the {way}, from {settings.outgoing.from_address}")
+    for section, text in (("acknowledge", settings.acknowledge.text), ("relay", settings.relay.text)):
+        if text is not None:
+            report.ok(f"[{section}] template {text.source} is valid")
 
 
 def _check_guard(settings: Settings, report: _Report) -> None:

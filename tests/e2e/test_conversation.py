@@ -35,12 +35,6 @@ from support.testbed import created
 
 from .chain import EXAMPLES, REQUEST_ADDRESS, HostError, LocalUser, delivered, running_as, wait_for
 
-try:
-    import m2r_deliver.relay  # noqa: F401  (the relay itself: Redmine's notification read, the note mailed on)
-except ImportError:
-    pytestmark = pytest.mark.skip(reason="the relay of staff notes (m2r_deliver/relay.py, [relay] enabled) is not "
-                                  "built yet: nothing reads Redmine's notification to the relay account")
-
 FORM = "web-form@lists.example.org"
 ENVELOPE = "request+bounces@example.org"
 #: Where the test bed's Redmine writes its notifications from (its mail_from).
