@@ -202,7 +202,8 @@ def file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
         attempt.sent = True
         issue_id, filed_plan = _create_with_keyword_fallbacks(site.connection_for(acting), filing, uploads,
                                                               with_refusals, marker_id, attempt.key)
-        _add_watchers(site, issue_id, filing)
+        if acting.impersonate or not site.directory.me().admin:  # an administrator's watcher_user_ids are taken
+            _add_watchers(site, issue_id, filing)
         return issue_id, filed_plan
 
     filed = site.file_as(acting, plan, create_as)
@@ -214,7 +215,8 @@ def file_issue(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outco
 
 def _add_watchers(site: Site, issue_id: int, filing: _Filing) -> None:
     """The requester's and the relay account's watch, with the key's own connection:
-    Redmine drops watcher_user_ids the filing user may not set (adding one twice is harmless)."""
+    Redmine drops watcher_user_ids a filing user without "Add watchers" sets, silently
+    (adding one twice is harmless)."""
     for user_id in filing.ensured:
         add_watcher(site.connection, issue_id, user_id)
 

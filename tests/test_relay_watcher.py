@@ -50,7 +50,19 @@ def test_an_outside_requesters_issue_is_watched_by_the_relay_account(offline_sit
     assert (result.status, result.outcome.decision, result.outcome.issue_id) == (0, "filed", 101)
     [created] = redmine.created
     assert created["watcher_user_ids"] == [RELAY["id"]]
-    assert redmine.watched == [(101, RELAY["id"])]  # again after the create: Redmine may have dropped it
+    assert redmine.watched == []  # filed by the key's own administrator: Redmine takes its watchers
+
+
+def test_filed_as_a_fallback_user_the_relay_account_is_added_again_after_the_create(offline_site, redmine):
+    """Redmine silently drops watcher_user_ids a user without "Add watchers" sets: the
+    key's own connection adds the relay account once the issue exists."""
+    offline_site.write_config(FORM_CONFIG.replace("[sender]\n", '[sender]\nfallback_user = "jsmith"\n') + RELAY_ON,
+                              url=redmine.url)
+    settings = load(str(offline_site.config_path), {}, {"HOME": str(offline_site.home)})
+    result = deliver(settings, make_mail("VPN down", sender="taro@example.org"))
+    assert (result.outcome.decision, result.outcome.author) == ("filed", "jsmith")
+    assert redmine.created[0]["watcher_user_ids"] == [RELAY["id"]]
+    assert redmine.watched == [(101, RELAY["id"])]
 
 
 def test_a_stranger_filed_as_the_keys_user_is_an_outside_requester_too(offline_site, redmine):
