@@ -16,9 +16,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from . import outsiders
+from . import outsiders, relay_account
 from .config import Settings
-from .errors import ConfigError
 from .filing import Site, dropped, issue_url
 from .mail import Mail
 from .plan import Attempt, Outcome, Person, Plan, RelayFile, RelayNote, size_text
@@ -38,15 +37,11 @@ def read(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *,
         outcome, kept = dropped(plan, mail, settings, RELAY_RULE, reason, dry_run)
         return replace(outcome, issue_id=issue_id), kept
 
-    login = settings.relay.user
-    if not site.directory.me().admin:
-        raise ConfigError("the relay account's address is looked up by its login, which needs an administrator's "
-                          "API key", key="relay.user")
-    account = site.directory.account_by_login(login)
-    if account is None:
-        return drop(f"no Redmine account {login!r} ([relay] user)")
+    # A relay account that cannot be is the configuration's mistake: the notification is
+    # kept (75) until it is mended, never dropped with the staff's answer in it.
+    account = relay_account.account(site.directory, settings)
     if account.mail not in mail.recipients:
-        return drop(f"not addressed to the relay account {login} <{account.mail}>")
+        return drop(f"not addressed to the relay account {account.login} <{account.mail}>")
     issue = issue_with_journals(site.connection, issue_id)
     if issue is None:
         return drop(f"issue #{issue_id} does not exist or cannot be seen")

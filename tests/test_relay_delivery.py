@@ -173,9 +173,16 @@ def test_only_the_relay_accounts_notification_is_relayed(relay_site):
     deliver(relay_site, notification(12, 30, to="jsmith@example.net", recipient_id=2))
     assert relay_site.sendmail.runs() == []
     assert ' reason="not addressed to the relay account relay <relay@redmine.test>" ' in last_line(relay_site)
+
+
+def test_a_relay_account_redmine_lacks_keeps_the_notification_for_the_operator(relay_site):
+    """A [relay] user that does not exist is the config's mistake: exit 75, the notification
+    (and the staff's answer in it) kept by the mail system until it is mended."""
+    relay_site.redmine.issues[12] = issue(journal(30, "Please restart the printer."))
     configure(relay_site, 'user = "nobody"')
-    deliver(relay_site, notification(12, 30, msgid="redmine.journal-30.1.1@redmine.test"))
-    assert " reason=\"no Redmine account 'nobody' ([relay] user)\" " in last_line(relay_site)
+    result, _ = deliver(relay_site, notification(12, 30, msgid="redmine.journal-30.1.1@redmine.test"))
+    assert result.status == 75 and relay_site.sendmail.runs() == []
+    assert "fault=config" in last_line(relay_site) and "user 'nobody' does not exist" in last_line(relay_site)
 
 
 def test_without_an_administrators_key_the_notification_waits_for_the_operator(relay_site, monkeypatch):
@@ -185,7 +192,8 @@ def test_without_an_administrators_key_the_notification_waits_for_the_operator(r
     relay_site.redmine.issues[12] = issue(journal(30, "Please restart the printer."))
     result, _ = deliver(relay_site, notification(12, 30))
     assert (result.status, result.failure.fault) == (75, "config") and relay_site.sendmail.runs() == []
-    assert "relay.user: the relay account's address is looked up" in last_line(relay_site)
+    assert "relay.user: the relay account 'relay' cannot be looked up with a key that is not an administrator's" \
+        in last_line(relay_site)
 
 
 def test_the_recipient_rules_apply(relay_site):
