@@ -32,18 +32,17 @@ class FiledIssue:
     url: str
 
 
+def issue_values(issue: FiledIssue, requester: Person) -> dict[str, str]:
+    """The placeholders every template of the program's mail fills from its issue."""
+    return {"issue_id": str(issue.issue_id), "subject": issue.subject, "project": issue.project,
+            "tracker": issue.tracker, "requester": requester.name or requester.addr, "url": issue.url}
+
+
 def acknowledgement(issue: FiledIssue, requester: Person, answered: Mail, template: Template,
                     settings: OutgoingSettings, secret: bytes) -> OutgoingMail:
     """The acknowledgement of *issue* to *requester*, answering the mail *answered*."""
     sender = sender_address(settings)
-    text = template.fill({
-        "issue_id": str(issue.issue_id),
-        "subject": issue.subject,
-        "project": issue.project,
-        "tracker": issue.tracker,
-        "requester": requester.name or requester.addr,
-        "url": issue.url,
-    })
+    text = template.fill(issue_values(issue, requester))
     return OutgoingMail(
         kind=MailKind.ACKNOWLEDGEMENT,
         issue_id=issue.issue_id,

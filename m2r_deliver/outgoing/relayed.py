@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..config.outgoing import OutgoingSettings
 from ..plan import RelayFile, RelayNote
 from ..states import MailKind
-from .acknowledge import sender_address
+from .acknowledge import FiledIssue, issue_values, sender_address
 from .compose import OutgoingFile, OutgoingMail, subject_tag
 from .templates import Template
 from .tokens import message_id
@@ -27,17 +27,9 @@ def relayed_mail(note: RelayNote, template: Template, settings: OutgoingSettings
     sender = sender_address(settings)
     domain = sender.rpartition("@")[2]
     requester = note.requester
-    text = template.fill({
-        "issue_id": str(note.issue_id),
-        "subject": note.subject,
-        "project": note.project,
-        "tracker": note.tracker,
-        "requester": requester.name or requester.addr,
-        "url": note.url,
-        "author": note.author,
-        "notes": note.notes,
-        "status": note.status,
-    }).lstrip("\n")
+    issue = FiledIssue(note.issue_id, note.subject, note.project, note.tracker, note.url)
+    text = template.fill({**issue_values(issue, requester), "author": note.author, "notes": note.notes,
+                          "status": note.status}).lstrip("\n")
     acknowledgement = message_id(MailKind.ACKNOWLEDGEMENT, note.issue_id, None, domain, secret)
     return OutgoingMail(
         kind=note.kind,
