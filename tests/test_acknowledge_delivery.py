@@ -17,7 +17,6 @@ from email.header import decode_header, make_header
 import pytest
 
 from m2r_deliver import pipeline, thread
-from m2r_deliver.config import load
 from m2r_deliver.errors import ConfigError
 from m2r_deliver.ledger import FILE_NAME
 from m2r_deliver.mail import parse
@@ -30,6 +29,7 @@ from support.mails import make_mail
 from support.paths import ROOT
 from support.sendmail import SendmailStandIn
 from support.testbed import imported_modules
+from support.inprocess import delivered, settings_of
 
 FORM = "web-form@lists.example.org"
 REQUESTER = "hanako@example.net"
@@ -75,15 +75,9 @@ def configure(site, sendmail, *, acknowledge="enabled = true", state=""):
         site.config_path.write_text(site.config_path.read_text().replace("[state]\n", f"[state]\n{state}\n"))
 
 
-def settings_of(site):
-    return load(str(site.config_path), {}, {"HOME": str(site.home)})
-
-
 def deliver(site, data, *, dry_run=False):
-    out = io.StringIO()
-    result = pipeline.deliver_one(lambda: read_message(io.BytesIO(data)), out, io.StringIO(), settings_of(site),
-                                  pipeline.Run(dry_run=dry_run))
-    return result, out.getvalue()
+    done = delivered(settings_of(site), data, dry_run=dry_run)
+    return done.result, done.stdout
 
 
 #: The original setup's form: it posts through the list, and says its mail is a program's.

@@ -4,7 +4,6 @@ the memory a big mail takes while it is read and parsed."""
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import re
@@ -19,10 +18,10 @@ import pytest
 from support.faultproxy import FaultProxy
 from support.mails import make_mail
 from support.paths import console_script
-from m2r_deliver import pipeline
 from m2r_deliver.config import load
 from m2r_deliver.mail import parse
 from m2r_deliver.read import SLICE, read_message
+from support.inprocess import delivered
 
 VACATION = {"Auto-Submitted": "auto-replied (vacation)"}
 
@@ -58,8 +57,7 @@ class SQLiteSpy:
 
 
 def deliver(settings, data: bytes):
-    sink = io.StringIO()
-    return pipeline.deliver_one(lambda: read_message(io.BytesIO(data)), sink, sink, settings, pipeline.Run())
+    return delivered(settings, data).result
 
 
 def test_a_dropped_mail_opens_sqlite_once_and_syncs_once(offline_site, monkeypatch):

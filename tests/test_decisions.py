@@ -6,16 +6,14 @@ test_delivery.py, test_replies.py, test_redmine_corpus.py and test_exactly_once.
 
 from __future__ import annotations
 
-import io
 
 import pytest
 
-from m2r_deliver import pipeline
 from m2r_deliver.config import load
-from m2r_deliver.read import read_message
 from m2r_deliver.route import plan_issue
 from support.fakeredmine import PROJECTS, PRIORITIES, TRACKERS, VERSIONS, FakeRedmine
 from support.mails import as_new_message, make_mail, parsed
+from support.inprocess import deliver_quietly, settings_for
 
 
 @pytest.fixture
@@ -24,16 +22,7 @@ def redmine():
         yield fake
 
 
-def settings_for(site, url: str, extra: str = "", issue: str = 'project = "helpdesk"\ntracker = "Support"'):
-    site.write_config(extra, issue=issue, url=url)
-    return load(str(site.config_path), {}, {"HOME": str(site.home)})
-
-
-def deliver(settings, data: bytes):
-    sink = io.StringIO()
-    result = pipeline.deliver_one(lambda: read_message(io.BytesIO(data)), sink, sink, settings, pipeline.Run())
-    assert sink.getvalue() == ""
-    return result
+deliver = deliver_quietly
 
 
 ROUTES = ('[[route]]\nto = "ops@example.org"\nproject = "ops"\ntracker = "Bug"\n\n'

@@ -1,7 +1,6 @@
 """The record stage in-process, without Redmine: what the ledger keeps for a dropped
 mail, for a failure that is our own bug, and for a marker filter Redmine ignores."""
 
-import io
 import json
 
 import pytest
@@ -11,9 +10,9 @@ from m2r_deliver.config import load
 from m2r_deliver.errors import ConfigError
 from m2r_deliver.ledger import Ledger
 from m2r_deliver.states import RowState
-from m2r_deliver.read import read_message
 from support.fakeserver import answering
 from support.mails import make_mail
+from support.inprocess import delivered
 
 
 def settings_of(site, state=""):
@@ -23,8 +22,7 @@ def settings_of(site, state=""):
 
 
 def deliver(settings, data):
-    sink = io.StringIO()
-    return pipeline.deliver_one(lambda: read_message(io.BytesIO(data)), sink, sink, settings, pipeline.Run())
+    return delivered(settings, data).result
 
 
 def ledger_row(settings, key):

@@ -5,7 +5,6 @@ the real test-bed Redmine and its own notification mails: test_relay_redmine.py.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import sqlite3
@@ -14,16 +13,14 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from m2r_deliver import pipeline
-from m2r_deliver.config import load
 from m2r_deliver.ledger import FILE_NAME
 from m2r_deliver.outgoing.tokens import message_id, secret_from_key, thread_token
-from m2r_deliver.read import read_message
 from m2r_deliver.states import MailKind
 from support.fakeredmine import FakeRedmine
 from support.mails import make_mail
 from support.testbed import Site, imported_modules
 from support.sendmail import SendmailStandIn
+from support.inprocess import delivered, settings_of
 
 REQUESTER = "hanako@example.net"
 RELAY_TO = "relay@redmine.test"
@@ -70,11 +67,8 @@ def configure(site, relay="", *, acknowledge="enabled = false", state=""):
 
 
 def deliver(site, data, *, dry_run=False):
-    out = io.StringIO()
-    settings = load(str(site.config_path), {}, {"HOME": str(site.home)})
-    result = pipeline.deliver_one(lambda: read_message(io.BytesIO(data)), out, io.StringIO(), settings,
-                                  pipeline.Run(dry_run=dry_run))
-    return result, out.getvalue()
+    done = delivered(settings_of(site), data, dry_run=dry_run)
+    return done.result, done.stdout
 
 
 def last_line(site):

@@ -5,16 +5,14 @@ The same against the real test-bed Redmine: tests/test_relay_account.py."""
 
 from __future__ import annotations
 
-import io
 
 import pytest
 
-from m2r_deliver import pipeline
 from m2r_deliver.config import load
-from m2r_deliver.read import read_message
 from support.fakeredmine import JSMITH, RELAY, FakeRedmine
 from support.faultproxy import FaultProxy
 from support.mails import make_mail
+from support.inprocess import deliver_quietly, settings_for as settings_with
 
 FORM = "web-form@lists.example.org"
 FORM_CONFIG = f'[sender]\nrequester_labels = ["Email"]\n\n[form]\nsenders = ["{FORM}"]\n\n'
@@ -28,15 +26,10 @@ def redmine():
 
 
 def settings_for(site, url: str, extra: str = RELAY_ON):
-    site.write_config(FORM_CONFIG + extra, url=url)
-    return load(str(site.config_path), {}, {"HOME": str(site.home)})
+    return settings_with(site, url, FORM_CONFIG + extra)
 
 
-def deliver(settings, data: bytes):
-    sink = io.StringIO()
-    result = pipeline.deliver_one(lambda: read_message(io.BytesIO(data)), sink, sink, settings, pipeline.Run())
-    assert sink.getvalue() == ""
-    return result
+deliver = deliver_quietly
 
 
 def form_mail(subject: str, requester: str = "hanako@example.org") -> bytes:

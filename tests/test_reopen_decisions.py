@@ -6,17 +6,14 @@ against the real Redmine: test_reopen.py."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 
 import pytest
 
-from m2r_deliver import pipeline
-from m2r_deliver.read import read_message
 from support.fakeredmine import JSMITH, STATUSES, FakeRedmine
 from support.mails import make_mail
-from test_decisions import deliver, settings_for
+from support.inprocess import deliver_quietly as deliver, delivered, settings_for
 
 REOPEN = '[reply]\nreopen_status = "In Progress"\nreopen_within = "30d"\n'
 #: The replies below come from jsmith: the requester's side only when the issue is theirs.
@@ -138,11 +135,7 @@ def test_dry_run_shows_the_status_change_and_the_relation(offline_site, redmine)
     settings = settings_for(offline_site, redmine.url, REOPEN)
     plans = []
     for issue_id in (12, 13):
-        out = io.StringIO()
-        data = reply(issue_id)
-        pipeline.deliver_one(lambda data=data: read_message(io.BytesIO(data)), out, io.StringIO(), settings,
-                             pipeline.Run(dry_run=True))
-        plans.append(json.loads(out.getvalue()))
+        plans.append(json.loads(delivered(settings, reply(issue_id), dry_run=True).stdout))
     reopened, follow = plans
     assert reopened["action"] == "note" and reopened["resolved"]["status_id"] == STATUSES["In Progress"]
     assert reopened["resolved"]["status_change"] == {"reopened": "In Progress", "was": "Closed"}
