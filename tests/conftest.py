@@ -61,6 +61,8 @@ def testbed() -> Testbed:
         info = json.loads(path.read_text())
         requests.get(f"{info['url']}/users/current.json", timeout=5,
                      headers={"X-Redmine-API-Key": info["admin_key"]}).raise_for_status()
+        if info.get("notifications") == "smtp" and not smtp_answers():
+            raise OSError("it sends its notifications to 127.0.0.1:25, where no Postfix answers")
     except (OSError, ValueError, KeyError, requests.RequestException) as exc:
         reason = f"test-bed Redmine not available ({exc}); start it with: testbed/redmine-testbed up"
         if os.environ.get("M2R_REQUIRE_REDMINE") == "1" or in_ci():

@@ -25,6 +25,7 @@ default_transport = error
 relay_transport = error
 relayhost =
 mydestination = $myhostname, localhost.localdomain, localhost
+virtual_alias_maps = regexp:/etc/postfix/m2r-testbed-virtual
 """
 # Debian's "Internet Site" Postfix, as an administrator left it.
 INTERNET_SITE = """\
@@ -92,6 +93,7 @@ def test_an_internet_site_postfix_is_refused_and_left_alone(tmp_path):
     ("relayhost = [smtp.example.net]:587", "P1 relayhost = [smtp.example.net]:587"),
     ("virtual_alias_domains = example.org", "P5 virtual_alias_domains = example.org"),
     ("relay_domains = example.net", "P5 relay_domains = example.net"),
+    ("virtual_alias_maps = hash:/etc/postfix/virtual", "P6 virtual_alias_maps = hash:/etc/postfix/virtual"),
     ("mydestination = $myhostname, localhost, mail.example.com", "P4 mydestination lists mail.example.com"),
 ])
 def test_each_sign_of_a_real_postfix_is_refused(tmp_path, line, sign):
@@ -99,6 +101,15 @@ def test_each_sign_of_a_real_postfix_is_refused(tmp_path, line, sign):
     main_cf = "".join(l + "\n" for l in PREPARED.splitlines() if not l.startswith(name + " ")) + line + "\n"
     done = hostcheck(machine(tmp_path, main_cf), "--for", "test")
     assert done.returncode == 3 and sign in done.stderr, done.stderr
+
+
+def test_a_local_only_postfix_without_the_test_beds_map_gets_it(tmp_path):
+    """Debian's "Local only" Postfix passes; setup-mail adds the map that sends the test
+    bed's domains to its catch-all account, and says so."""
+    main_cf = "".join(l + "\n" for l in PREPARED.splitlines() if not l.startswith("virtual_alias_maps "))
+    done = hostcheck(machine(tmp_path, main_cf), "--for", "test", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "postconf -e 'virtual_alias_maps=regexp:/etc/postfix/m2r-testbed-virtual'" in done.stdout
 
 
 def test_the_dry_run_says_what_would_change(tmp_path):

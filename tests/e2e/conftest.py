@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from support.paths import in_ci
+from support.testbed import notifications_by_smtp
 
 from .chain import SYSTEM_PATH, Dovecot, LocalUser, Postfix, program_for_users
 
@@ -76,4 +77,5 @@ def postfix(mail_host):
         cannot_run(f"Postfix is not set up loopback-only without relay: {'; '.join(unsafe)} (scripts/setup does it)")
     mta.start()
     yield mta
-    mta.stop()
+    if not notifications_by_smtp():  # else the test-bed Redmine sends through it: it stays up
+        mta.stop()

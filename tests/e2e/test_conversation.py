@@ -3,12 +3,15 @@ ordinary gateway account whose ~/.procmailrc is the shipped examples/procmailrc 
 values set), m2r-deliver files into the test-bed Redmine and sends through Postfix's
 ``/usr/sbin/sendmail`` to a throwaway requester account whose mailbox the test reads.
 
-The test-bed Redmine writes its notifications to files (``delivery_method: :file``); the
-test hands the relay account's file to the real ``/usr/sbin/sendmail`` addressed to the
-relay address, ``<gateway>+relay@localhost.localdomain`` (Postfix's recipient delimiter
-``+``), so each one arrives through Postfix and procmail as if Redmine had sent it by SMTP.
-The relay account is made for each test over REST: a Reporter in helpdesk, notified only of
-what it watches, with that address.
+The test-bed Redmine sends its notifications by SMTP to the same Postfix
+(``delivery_method: :smtp``, testbed/redmine-testbed, when scripts/setup-mail prepared
+Postfix). The relay account is made for each test over REST: a Reporter in helpdesk,
+notified only of what it watches, with the relay address
+``<gateway>+relay@localhost.localdomain`` (Postfix's recipient delimiter ``+``), which
+Postfix delivers to the gateway account: Redmine's notifications to it reach procmail and
+m2r-deliver by themselves, the test hands over none. Those to the test bed's own users
+(dlopes@example.net...) go through Postfix to its catch-all account, which files them where
+the tests read them (tests/support/testbed.py ``notifications``).
 
     the form's mail           → an issue, and one acknowledgement to the requester
     jsmith: a public note and a private note
@@ -26,19 +29,15 @@ from __future__ import annotations
 
 import re
 import secrets
-from pathlib import Path
-
 import pytest
 
 from support.mails import make_mail, new_msgid
-from support.testbed import created
+from support.testbed import created, notifications
 
 from .chain import EXAMPLES, REQUEST_ADDRESS, HostError, LocalUser, delivered, running_as, wait_for
 
 FORM = "web-form@lists.example.org"
 ENVELOPE = "request+bounces@example.org"
-#: Where the test bed's Redmine writes its notifications from (its mail_from).
-REDMINE_SENDER = "redmine@redmine.test"
 MACHINE_FOLDER = "machine-mail"  # examples/procmailrc: MACHINE_FOLDER=$HOME/machine-mail/
 #: A domain Postfix delivers locally that Redmine takes in an account's address (it wants a dot).
 LOCAL_DOMAIN = "localhost.localdomain"
@@ -59,17 +58,9 @@ def shipped_procmailrc(request: str, relay: str) -> str:
     return text
 
 
-def notification_file(testbed, address: str) -> list[bytes]:
-    """Every mail Redmine wrote for *address*, each as bytes with the line ends a local MTA
-    stores mail with (the file holds them back to back, each from its Date: header)."""
-    path = Path(testbed.info["mail_dir"]) / address
-    raw = path.read_bytes() if path.exists() else b""
-    return [chunk.replace(b"\r\n", b"\n") for chunk in re.split(rb"(?m)^(?=Date: [^\n]*\r?\nFrom: )", raw)
-            if chunk.strip()]
-
-
-def journal_message_id(message: bytes) -> int | None:
-    found = re.search(rb"(?im)^Message-ID:\s*<redmine\.journal-(\d+)\.", message)
+def journal_message_id(message) -> int | None:
+    """The journal a notification of Redmine's is about (its Message-ID names it)."""
+    found = re.match(r"<redmine\.journal-(\d+)\.", message.get("Message-ID", ""))
     return int(found.group(1)) if found else None
 
 
@@ -92,11 +83,22 @@ class Conversation:
         return self.handled(msgid)
 
     def handled(self, msgid: str) -> str:
+        return self._handled(f"msgid={msgid} ", msgid)
+
+    def notification_handled(self, journal: int) -> str:
+        """Redmine's notification of *journal* to the relay address, sent by Redmine through
+        Postfix and procmail; m2r-deliver's log line about it."""
+        return self._handled(f"msgid=redmine.journal-{journal}.", f"Redmine's notification of journal {journal}")
+
+    def saw_notification(self, journal: int) -> bool:
+        return f"msgid=redmine.journal-{journal}." in self.gateway.log()
+
+    def _handled(self, needle: str, what: str) -> str:
         try:
             line = wait_for(lambda: next((line for line in self.gateway.log().splitlines()
-                                          if f"msgid={msgid} " in line), None)
+                                          if needle in line), None)
                             if not self.postfix.queued_for(self.gateway.name) else None,
-                            f"Postfix and procmail to hand {msgid} to m2r-deliver")
+                            f"Postfix and procmail to hand {what} to m2r-deliver")
         except HostError as exc:
             procmail_log = self.gateway.home / ".procmail.log"
             raise HostError(f"{exc}; m2r-deliver's log: {self.gateway.log()!r}; procmail's: "
@@ -108,14 +110,6 @@ class Conversation:
     def kept(self, msgid: str) -> bool:
         """Whether procmail kept the mail in the machine-mail folder (never handed over)."""
         return any(f"<{msgid}>".encode() in mail for mail in self.gateway.maildir(MACHINE_FOLDER))
-
-    def notifications_for_relay(self) -> list[bytes]:
-        return notification_file(self.testbed, self.relay_address)
-
-    def relay_notifications(self, messages: list[bytes]) -> list[str]:
-        """Redmine's notifications to the relay account, sent through Postfix to its
-        address; the log line of each."""
-        return [self.send(message, REDMINE_SENDER, self.relay_address) for message in messages]
 
 
 @pytest.fixture
@@ -191,21 +185,16 @@ def test_a_conversation_through_the_mail_system(conversation, requester, relay_a
     # staff answer: a private note, then a public one
     private = add_note(testbed, issue["id"], f"Internal: the toner supplier is late {token}", private=True)
     public = add_note(testbed, issue["id"], f"A technician is on the way {token}.")
-    # Redmine has mailed both: the private note to dlopes (a Developer, notified of all),
-    # the public one to the relay account too
-    wait_for(lambda: any(journal_message_id(m) == private for m in notification_file(testbed, "dlopes@example.net")),
+    # Redmine mails both by SMTP: the private note to dlopes (a Developer, notified of all),
+    # through Postfix to the test bed's catch-all; the public one to the relay address too,
+    # through Postfix and the gateway's procmail to m2r-deliver, which relays it
+    wait_for(lambda: any(journal_message_id(m) == private for m in notifications(testbed, "dlopes@example.net")),
              f"Redmine's notification of the private note {private}")
-    wait_for(lambda: any(journal_message_id(m) == public for m in conversation.notifications_for_relay()),
-             f"Redmine's notification of the public note {public} to the relay account")
-    to_relay = conversation.notifications_for_relay()
-    assert private not in [journal_message_id(m) for m in to_relay]  # a Reporter is not sent private notes
-
-    lines = conversation.relay_notifications(to_relay)
-    relayed = [line for line in lines if " decision=relayed " in line]
-    assert len(relayed) == 1, lines
-    assert all(f" {field} " in relayed[0] for field in (f"issue=#{issue['id']}", f"journal={public}",
-                                                         f"to={address}")), relayed[0]
-    note_id = relayed[0].split(" relay_msgid=<", 1)[1].split(">", 1)[0]
+    relayed = conversation.notification_handled(public)
+    assert all(f" {field} " in relayed for field in ("decision=relayed", f"issue=#{issue['id']}",
+                                                     f"journal={public}", f"to={address}")), relayed
+    assert not conversation.saw_notification(private)  # a Reporter is not sent private notes
+    note_id = relayed.split(" relay_msgid=<", 1)[1].split(">", 1)[0]
     mails = delivered(requester, note_id)
     assert [m.message_id for m in mails][0] == ack_id and len(mails) == 2, [m.message_id for m in mails]
     note = mails[1]
@@ -224,10 +213,7 @@ def test_a_conversation_through_the_mail_system(conversation, requester, relay_a
     [reply_journal] = [j["id"] for j in journals if "I will be at my desk" in (j.get("notes") or "")]
     assert len(testbed.issues_with_subject(token)) == 1
     # Redmine tells the relay account of that note too; it goes back to nobody
-    wait_for(lambda: any(journal_message_id(m) == reply_journal for m in conversation.notifications_for_relay()),
-             f"Redmine's notification of the requester's note {reply_journal}")
-    [echo] = [m for m in conversation.notifications_for_relay() if journal_message_id(m) == reply_journal]
-    [echoed] = conversation.relay_notifications([echo])
+    echoed = conversation.notification_handled(reply_journal)
     assert " decision=relayed " not in echoed and " decision=dropped " in echoed, echoed
 
     # the requester's vacation auto-reply to the relayed note: kept by the recipe, never filed or answered
@@ -241,8 +227,9 @@ def test_a_conversation_through_the_mail_system(conversation, requester, relay_a
     assert testbed.issue(issue["id"], include="journals")["journals"] == journals
 
     # every mail the gateway sent is in its log: one acknowledgement, one relayed note, and
-    # Postfix holds nothing more for the requester
+    # Postfix holds nothing more for the requester; the private note never reached the gateway
     log = conversation.gateway.log()
+    assert not conversation.saw_notification(private), log
     assert log.count(" ack=acknowledged ") == 1 and log.count(" decision=relayed ") == 1, log
     assert conversation.postfix.queued_for(requester.name) == []
     assert [m.message_id for m in delivered(requester, ack_id)] == [ack_id, note.message_id]

@@ -1,15 +1,20 @@
 """The test-bed Redmine as the tests see it (``Testbed``: the tests' own REST calls and
 reads), an operator's site around the installed program (``Site``), test data made in the
 shared test bed at test time (unique names, never global settings), and Redmine's
-notification mails read back from its mail_dir."""
+notification mails read back from its mail_dir: Redmine sends them by SMTP to the local
+Postfix, whose catch-all account files them there (testbed.json ``"notifications":
+"smtp"``, as scripts/setup-mail prepares a test machine), or writes them there itself
+(``"file"``, a machine without the mail system)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from support.paths import console_script
+from support.paths import TESTBED_DIR, console_script
 
 
 @dataclass
@@ -178,9 +183,26 @@ def wait_for(condition, what: str, timeout: float = 180, *, failure: type[Except
         time.sleep(0.25)
 
 
+def notifications_by_smtp() -> bool:
+    """Whether the test-bed Redmine sends its notifications by SMTP (testbed.json)."""
+    try:
+        return json.loads((TESTBED_DIR / "testbed.json").read_text()).get("notifications") == "smtp"
+    except (OSError, ValueError):
+        return False
+
+
+def smtp_answers(host: str = "127.0.0.1", port: int = 25) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
 def notifications(testbed, address: str) -> list[Message]:
-    """Every mail Redmine wrote for *address* (its file holds them back to back, each
-    starting at its Date: header)."""
+    """Every mail Redmine sent to *address*, as filed in its mail_dir (by the catch-all
+    account behind Postfix, or by Redmine itself): back to back, each starting at its
+    Date: header."""
     path = Path(testbed.info["mail_dir"]) / address
     if not path.exists():
         return []
