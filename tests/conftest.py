@@ -21,7 +21,7 @@ import requests
 
 from support.paths import ROOT, TESTBED_DIR, in_ci
 from support.secretscan import OUTPUTS, known_keys, leaks, recording_subprocess
-from support.testbed import Site, Testbed
+from support.testbed import Site, Testbed, smtp_answers
 
 E2E_DIR = ROOT / "tests" / "e2e"
 
