@@ -70,6 +70,15 @@ def dovecot(mail_host):
 
 
 @pytest.fixture(scope="session")
+def redmine_by_smtp(testbed) -> None:
+    """The test-bed Redmine sends its notifications by SMTP to the system's Postfix
+    (testbed.json; testbed/redmine-testbed does so where scripts/setup-mail prepared Postfix)."""
+    if not notifications_by_smtp():
+        cannot_run("the test-bed Redmine writes its notifications to files: run scripts/setup-mail, "
+                   "then testbed/redmine-testbed up")
+
+
+@pytest.fixture(scope="session")
 def postfix(mail_host):
     mta = Postfix()
     unsafe = mta.unsafe_settings()

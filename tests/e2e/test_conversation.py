@@ -32,10 +32,9 @@ import secrets
 import pytest
 
 from support.mails import make_mail, new_msgid
-from support.testbed import created, notifications, notifications_by_smtp
+from support.testbed import created, notifications
 
 from .chain import EXAMPLES, REQUEST_ADDRESS, HostError, LocalUser, delivered, running_as, wait_for
-from .conftest import cannot_run
 
 FORM = "web-form@lists.example.org"
 ENVELOPE = "request+bounces@example.org"
@@ -142,10 +141,7 @@ def relay_account(testbed, local_user, token):
 
 
 @pytest.fixture
-def conversation(local_user, relay_account, postfix, testbed):
-    if not notifications_by_smtp():
-        cannot_run("the test-bed Redmine writes its notifications to files, not to the relay address: "
-                   "run scripts/setup-mail, then testbed/redmine-testbed up")
+def conversation(local_user, relay_account, postfix, redmine_by_smtp, testbed):
     local_user.put(".procmailrc", shipped_procmailrc(REQUEST_ADDRESS, relay_account["mail"]))
     local_user.install_m2r_deliver("bin")
     local_user.point_at(testbed.url, extra=(

@@ -6,15 +6,10 @@ bed's mail_dir, where every test that reads notifications finds it (support.test
 ``notifications``). Mail to a local account's address reaches that account instead; the
 conversation test (test_conversation.py) has the relay account's mail reach procmail so."""
 
-from support.testbed import make_issue, notification_about, notifications_by_smtp, text_of, wait_for
-
-from .conftest import cannot_run
+from support.testbed import make_issue, notification_about, text_of, wait_for
 
 
-def test_redmine_sends_its_notifications_through_postfix(postfix, testbed, token):
-    if not notifications_by_smtp():
-        cannot_run("the test-bed Redmine writes its notifications to files: run scripts/setup-mail, "
-                   "then testbed/redmine-testbed up")
+def test_redmine_sends_its_notifications_through_postfix(postfix, redmine_by_smtp, testbed, token):
     subject = f"Sent through Postfix {token}"
     issue_id = make_issue(testbed, subject)  # kept: a deleted last id is handed out again
     for address in ("dlopes@example.net", "gateway@redmine.test"):
