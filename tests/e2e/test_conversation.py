@@ -19,6 +19,8 @@ the tests read them (tests/support/testbed.py ``notifications``).
     the requester's reply     → a note on the same issue (its notification relays nothing)
     the requester's vacation auto-reply to the relayed note
                               → nothing filed, nothing sent
+    jsmith closes the issue   → a short status mail to the requester ([relay] statuses)
+    the requester writes again → the issue reopened with their note ([reply] reopen_status)
 
 Runs under the machine-wide lock, like every mail-chain test:
 ``flock /tmp/m2r-testbed.lock env M2R_REQUIRE_REDMINE=1 .venv/bin/python -m pytest -q
@@ -151,7 +153,8 @@ def conversation(local_user, relay_account, postfix, redmine_by_smtp, testbed):
         '[outgoing]\nfrom = "Helpdesk <request@example.org>"\n'
         f'envelope_sender = "{ENVELOPE}"\n\n'
         '[acknowledge]\nenabled = true\n\n'
-        f'[relay]\nenabled = true\nuser = "{relay_account["login"]}"\n'))
+        '[reply]\nreopen_status = "In Progress"\n\n'
+        f'[relay]\nenabled = true\nuser = "{relay_account["login"]}"\nstatuses = ["Closed"]\n'))
     yield Conversation(local_user, relay_account["mail"], postfix, testbed)
     postfix.discard_queued_for(local_user.name)
 
@@ -163,6 +166,17 @@ def add_note(testbed, issue_id: int, text: str, *, private: bool = False) -> int
     assert response.status_code == 204, (response.status_code, response.text)
     journals = testbed.issue(issue_id, include="journals")["journals"]
     return max(j["id"] for j in journals if j.get("notes") == text)
+
+
+def close(testbed, issue_id: int) -> int:
+    """jsmith closes the issue over REST, without a note; the journal id."""
+    closed = testbed.info["statuses"]["Closed"]
+    response = testbed.api("PUT", f"/issues/{issue_id}.json", key=testbed.info["jsmith_key"],
+                           json={"issue": {"status_id": closed}})
+    assert response.status_code == 204, (response.status_code, response.text)
+    journals = testbed.issue(issue_id, include="journals")["journals"]
+    return max(j["id"] for j in journals if any(d.get("name") == "status_id" and d.get("new_value") == str(closed)
+                                                for d in j.get("details", [])))
 
 
 def test_a_conversation_through_the_mail_system(conversation, requester, relay_account, testbed, token):
@@ -233,3 +247,23 @@ def test_a_conversation_through_the_mail_system(conversation, requester, relay_a
     assert log.count(" ack=acknowledged ") == 1 and log.count(" decision=relayed ") == 1, log
     assert conversation.postfix.queued_for(requester.name) == []
     assert [m.message_id for m in delivered(requester, ack_id)] == [ack_id, note.message_id]
+
+    # staff close the issue: the requester gets the short status mail ([relay] statuses)
+    closing = close(testbed, issue["id"])
+    status_line = conversation.notification_handled(closing)
+    assert f" decision=relayed issue=#{issue['id']} " in status_line and f" journal={closing} " in status_line
+    status_id = status_line.split(" relay_msgid=<", 1)[1].split(">", 1)[0]
+    assert status_id.startswith(f"m2r.status-{issue['id']}-{closing}.")
+    assert [m.message_id for m in delivered(requester, status_id)][-1] == status_id
+
+    # the requester writes again: the issue, closed minutes ago, is reopened with their note
+    again = make_mail(f"Re: {note.subject}", "It jammed again this morning.", sender=f"Hanako Yamada <{address}>",
+                      to=REQUEST_ADDRESS, msgid=new_msgid("again"), headers={"In-Reply-To": f"<{note.message_id}>"})
+    reopened = conversation.send(again, address)
+    assert f" decision=filed issue=#{issue['id']} action=note " in reopened and ' reopened="In Progress" ' in reopened
+    after = testbed.issue(issue["id"], include="journals")
+    assert after["status"]["name"] == "In Progress" and len(testbed.issues_with_subject(token)) == 1
+    assert "It jammed again this morning." in after["journals"][-1]["notes"]
+    # Redmine's notification of that note goes back to nobody: the requester's own words
+    echoed = conversation.notification_handled(after["journals"][-1]["id"])
+    assert " decision=relayed " not in echoed, echoed
