@@ -17,7 +17,7 @@ import pytest
 from support.paths import in_ci
 from support.testbed import notifications_by_smtp
 
-from .chain import SYSTEM_PATH, Dovecot, LocalUser, Postfix, program_for_users
+from .chain import SYSTEM_PATH, Dovecot, LocalUser, Postfix, program_for_users, running_as, wait_for
 
 PROGRAMS = ("procmail", "fetchmail", "dovecot", "postfix", "postconf", "postqueue", "postsuper", "sendmail",
             "openssl", "useradd", "userdel")
@@ -88,3 +88,15 @@ def postfix(mail_host):
     yield mta
     if not notifications_by_smtp():  # else the test-bed Redmine sends through it: it stays up
         mta.stop()
+
+
+@pytest.fixture
+def requester(mail_host, postfix, token):
+    """The person who filled in the form: a local account without a Redmine account."""
+    user = LocalUser(f"m2r-req-{token[:8]}", "not used")
+    try:
+        yield user
+    finally:
+        postfix.discard_queued_for(user.name)
+        wait_for(lambda: not running_as(user.name), f"the local delivery to {user.name} to end", timeout=60)
+        user.remove()

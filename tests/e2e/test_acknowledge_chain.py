@@ -16,22 +16,10 @@ import pytest
 
 from support.mails import make_mail
 
-from .chain import LocalUser, delivered, program_for_users, running_as, wait_for
+from .chain import LocalUser, delivered, program_for_users
 
 FORM = "web-form@lists.example.org"
 ENVELOPE = "request+bounces@example.org"
-
-
-@pytest.fixture
-def requester(mail_host, postfix, token):
-    """The person who filled in the form: a local account without a Redmine account."""
-    user = LocalUser(f"m2r-req-{token[:8]}", "not used")
-    try:
-        yield user
-    finally:
-        postfix.discard_queued_for(user.name)
-        wait_for(lambda: not running_as(user.name), f"the local delivery to {user.name} to end", timeout=60)
-        user.remove()
 
 
 @pytest.fixture

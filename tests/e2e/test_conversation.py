@@ -115,18 +115,6 @@ class Conversation:
 
 
 @pytest.fixture
-def requester(mail_host, postfix, token):
-    """The person who filled in the form: a local account without a Redmine account."""
-    user = LocalUser(f"m2r-req-{token[:8]}", "not used")
-    try:
-        yield user
-    finally:
-        postfix.discard_queued_for(user.name)
-        wait_for(lambda: not running_as(user.name), f"the local delivery to {user.name} to end", timeout=60)
-        user.remove()
-
-
-@pytest.fixture
 def relay_account(testbed, local_user, token):
     """The relay account of this test's gateway: a Reporter in helpdesk with the gateway's
     relay address, notified only of the issues it watches; deleted afterwards."""
