@@ -14,22 +14,18 @@ import email.utils
 import quopri
 import re
 from dataclasses import dataclass, field
-from email.feedparser import BytesFeedParser
 from email.message import Message
 from functools import cached_property
 from typing import BinaryIO, Iterator
 
 from . import charsets
 from .errors import MailError
+from .mimeparse import CUT_TYPE, MAX_DEPTH, parse_slices
 from .read import Received
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _ADDRESS_WORD = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
-#: Deeper MIME nesting (multipart in multipart, message in message) is cut, with a note.
-MAX_DEPTH = 50
-#: The type a part cut for nesting too deep is given.
-CUT_TYPE = "application/x-m2r-deliver-cut"
 #: Characters handed to the parser, and decoded, at a time.
 _SLICE = 1 << 20
 _UUENCODE = ("x-uuencode", "uuencode", "uue", "x-uue")
@@ -123,7 +119,7 @@ def parse(received: Received) -> Mail:
 
 
 def _parse(received: Received) -> Mail:
-    msg, cut = _parse_slices(received.chunks())
+    msg, cut = parse_slices(received.chunks())
     headers = tuple((name.lower(), charsets.decode_header(value)) for name, value in msg.raw_items())
     # Raw 8-bit bytes (RFC 6532 UTF-8 headers, or junk) come back from the parser as
     # surrogates: read as the text they spell, so none reaches a lookup, the ledger or a log.
@@ -149,34 +145,6 @@ def _parse(received: Received) -> Mail:
         received=received,
         message=msg,
     )
-
-
-def _parse_slices(slices: Iterator[bytes]) -> tuple[Message, int]:
-    """Fed a slice at a time, the parser never holds the whole mail as one more string
-    nor all of its lines at once: a 20 MB attachment costs tens of MB, not hundreds.
-    Also the number of parts cut for nesting too deep (see _BoundedParser)."""
-    parser = _BoundedParser()
-    for piece in slices:
-        parser.feed(piece)
-    return parser.close(), parser.cut
-
-
-class _BoundedParser(BytesFeedParser):  # compat32, the lenient policy; naming it would import email.policy
-    """The library's parser recurses once per nesting level and fails somewhere below a
-    thousand. A part nested deeper than MAX_DEPTH (multiparts or forwarded messages) is
-    read as one opaque leaf, which the later stages leave out (and the text notes)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cut = 0
-
-    def _parse_headers(self, lines):
-        super()._parse_headers(lines)
-        part = self._cur
-        if len(self._msgstack) > MAX_DEPTH and part.get_content_maintype() in ("multipart", "message"):
-            del part["content-type"]
-            part["Content-Type"] = CUT_TYPE
-            self.cut += 1
 
 
 def _cut_note(cut: int) -> str:
