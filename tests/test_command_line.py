@@ -235,3 +235,31 @@ def test_status_check_warns_about_an_acknowledgement_owed_for_more_than_an_hour(
     assert done.returncode == 1
     assert done.stdout.startswith(b"WARNING: 1 mail(s) to requesters owed (ack 1), the oldest for 2.0h")
     assert b"issue #4" in done.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["--config", "/etc/m2r/config.toml"], ["--config=/etc/m2r/config.toml"], ["--config="], ["--config", ""],
+    ["--config", "-"], ["--config", "--verbose"], ["--conf", "x.toml"], ["--config", "a", "--config", "b"],
+    ["--config", "x.toml", "--dry-run"], ["-p", "ops"], ["--config=x", "-v"], ["--config=--x"], ["x.toml"],
+])
+def test_the_usual_command_line_read_without_argparse_means_what_argparse_reads(argv):
+    """A delivery's usual command line skips the parser: for any it takes, the parser would
+    have read the same config path and no other option; any other is left to the parser."""
+    from m2r_deliver.cli import _config_only
+    from m2r_deliver.options import build_parser, overrides_from
+
+    config = _config_only(argv)
+    if config is None:
+        return  # the parser's, as before
+    args = build_parser("deliver").parse_args(argv)
+    assert config == (args.config or "")
+    assert not args.dry_run and not args.verbose
+    assert all(value is None for section in overrides_from(args).values() for value in section.values())
+
+
+def test_the_usual_command_line_is_recognised():
+    from m2r_deliver.cli import _config_only
+
+    assert [_config_only(argv) for argv in ([], ["--config", "c.toml"], ["--config=c.toml"])] == ["", "c.toml", "c.toml"]
+    assert [_config_only(argv) for argv in (["--conf", "c"], ["--config", "-"], ["-v"], ["--config=c", "-v"])] == [
+        None, None, None, None]

@@ -96,10 +96,10 @@ FILING_ONLY = ("requests", "urllib3", "redminelib", "http.client", "html.parser"
                "secrets", "tempfile", "mimetypes", "email.generator", "json")
 
 
-def imported_modules(site, mail: bytes) -> set[str]:
-    """Every module the installed program imported while handling *mail*, as Python's
-    own -X importtime reports it."""
-    command = [sys.executable, "-X", "importtime", console_script(), "--config", str(site.config_path)]
+def imported_modules(site, mail: bytes, *options: str) -> set[str]:
+    """Every module the installed program imported while handling *mail* (its command
+    line ``--config PATH`` and *options*), as Python's own -X importtime reports it."""
+    command = [sys.executable, "-X", "importtime", console_script(), "--config", str(site.config_path), *options]
     proc = subprocess.run(command, input=mail, capture_output=True, timeout=120,
                           env={**os.environ, "HOME": str(site.home)})
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -113,11 +113,18 @@ def test_a_dropped_vacation_reply_loads_nothing_only_filing_needs(offline_site):
     assert sorted(m for m in loaded if m in FILING_ONLY or m.split(".")[0] in FILING_ONLY) == []
 
 
-def test_a_dropped_mail_reads_its_command_line_without_shutil(offline_site):
+def test_the_usual_command_line_is_read_without_argparse(offline_site):
+    """A mail system's usual command line (``--config PATH``) has no option to parse:
+    argparse, its thirty options and gettext are not loaded."""
+    loaded = imported_modules(offline_site, make_mail("Out of office", headers=VACATION))
+    assert sorted(loaded & {"argparse", "gettext", "m2r_deliver.options"}) == []
+
+
+def test_a_command_line_with_options_is_read_without_shutil(offline_site):
     """argparse sizes help to the terminal through shutil (and its compression modules);
     a delivery reads its options and writes no help."""
-    loaded = imported_modules(offline_site, make_mail("Out of office", headers=VACATION))
-    assert "argparse" in loaded
+    loaded = imported_modules(offline_site, make_mail("Out of office", headers=VACATION), "--project", "ops")
+    assert "argparse" in loaded and "m2r_deliver.options" in loaded
     assert sorted(loaded & {"shutil", "bz2", "lzma"}) == []
 
 

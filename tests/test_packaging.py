@@ -17,7 +17,8 @@ import pytest
 from support.paths import ROOT
 from support.mails import make_mail
 from m2r_deliver import __version__
-from m2r_deliver.cli import SUBCOMMANDS, build_parser
+from m2r_deliver.cli import SUBCOMMANDS
+from m2r_deliver.options import build_parser
 
 MAN_PAGE = ROOT / "man" / "m2r-deliver.1"
 COMPLETION = ROOT / "completions" / "m2r-deliver"
