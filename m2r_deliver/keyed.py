@@ -41,7 +41,7 @@ def custom_field_value(definition: dict[str, Any], text: str) -> Any:
     return values if definition.get("multiple") else values[0]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Keyed:
     """What a mail's keywords change: the project, each keyword Redmine knows with the
     API attributes it sets, and why the others change nothing."""
@@ -67,7 +67,7 @@ class Keyed:
                        warnings=(*self.warnings, *(f"{k.name or k.attribute} {k.value!r} {reason}" for k in keywords)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Limits:
     """What no keyword may do, whatever [issue] allow_override says."""
 

@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS admitted (   -- the rate limit: mail admitted for fil
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Row:
     """One mail as the ledger remembers it."""
 
@@ -101,7 +101,7 @@ class Row:
         return self.unsure_since is not None and self.state not in SETTLED_STATES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Claim:
     """The answer to "may this process deliver the mail now?"."""
 

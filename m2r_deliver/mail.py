@@ -36,7 +36,7 @@ _SIGNATURE_TYPES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Attachment:
     """One file of the mail. The bytes stay encoded in the parsed part until written out,
     a slice at a time, so a big attachment is never held decoded in memory."""
@@ -67,7 +67,7 @@ class Address:
         return f"{self.name} <{self.addr}>" if self.name else self.addr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Mail:
     """One message, decoded. Addresses are lower-cased; Message-IDs carry no brackets."""
 

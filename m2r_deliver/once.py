@@ -121,7 +121,7 @@ def _claim(ledger: Ledger, key: str, settings: Settings, replay: bool) -> Claim:
         time.sleep(POLL)
 
 
-@dataclass
+@dataclass(eq=False)
 class Delivery:
     """One claimed delivery: what the ledger asks of it, and how to record its end."""
 

@@ -33,7 +33,7 @@ from .own_mail import RedmineOwnMail
 from .rate_limit import RateLimit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Verdict:
     """What a guard found: which guard, why, and what becomes of the mail."""
 
