@@ -35,11 +35,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Settings(LogSettings, StateSettings, ReplySettings, FormSettings, SenderSettings, MailSettings,
                IssueSettings, RedmineSettings):
     """Every section's values as one object (``settings.url``, ``settings.retry_for``);
-    the guards' as ``settings.guard``."""
+    the guards' as ``settings.guard``. Nothing compares two (no __eq__ is built at start-up)."""
 
     guard: GuardSettings = field(default_factory=GuardSettings)
     #: The mail the program sends: [outgoing], [acknowledge], [relay].

@@ -31,8 +31,9 @@ FORM_TARGETS = (*ISSUE_FIELDS, "start_date", "due_date", "estimated_hours", "don
 REQUESTER_HEADER = SENDER["requester_header"].value
 
 #: The sections that make up Settings declare its fields and their defaults; Settings
-#: builds __init__, __repr__ and __eq__ for all of them at once, so these build none
-#: (each reader returns its section's values as Settings' keyword arguments).
+#: builds __init__ and __repr__ for all of them at once, so these build none (each
+#: reader returns its section's values as Settings' keyword arguments). They are frozen
+#: only because Python (3.13) builds a frozen dataclass on frozen bases alone.
 _fields_of_settings = dataclass(frozen=True, kw_only=True, init=False, repr=False, eq=False)
 
 
