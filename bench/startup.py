@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import uuid
 
-from common import SCRIPT, machine_state, median_ms, request_mail, site_config, testbed, timed
+from common import SCRIPT, machine_state, median_ms, request_mail, site_config, testbed, timed, timed_cpu
 
 
 def bounce() -> bytes:
@@ -62,6 +62,7 @@ def main(runs: int, drop_only: bool) -> None:
     samples: dict[str, list[float]] = {name: [] for name in (
         *filing, "m2r-deliver, dropped bounce", "m2r-deliver, dropped vacation reply", "m2r-deliver, duplicate",
         *baselines)}
+    cpu: dict[str, list[float]] = {name: [] for name in samples}
     if drop_only:
         duplicate = vacation()
     else:
@@ -77,18 +78,24 @@ def main(runs: int, drop_only: bool) -> None:
                                     ("m2r-deliver, duplicate", ours, duplicate)):
             if name not in samples:
                 continue
-            ms, status = timed(command, mail)
+            ms, cpu_ms, status = timed_cpu(command, mail)
             if status != 0:
                 sys.exit(f"{name} exited {status}; is the test-bed up (testbed/redmine-testbed up)?")
             samples[name].append(ms)
+            cpu[name].append(cpu_ms)
         for name, command in baselines.items():
-            samples[name].append(timed(command, b"")[0])
+            ms, cpu_ms, _ = timed_cpu(command, b"")
+            samples[name].append(ms)
+            cpu[name].append(cpu_ms)
     print(f"runs: {runs} each, interleaved; machine: {machine_state()}")
     for name, values in samples.items():
-        print(f"{name:36} median {median_ms(values):7.1f} ms   min {min(values):7.1f}   max {max(values):7.1f}")
+        print(f"{name:36} median {median_ms(values):7.1f} ms   min {min(values):7.1f}   max {max(values):7.1f}"
+              f"   CPU (user+sys) median {median_ms(cpu[name]):7.1f} ms")
     if not drop_only:
         for other in ("bare python-redmine create", "rdm-mailhandler.rb"):
-            print(f"ratio m2r-deliver / {other}: {median_ms(samples['m2r-deliver']) / median_ms(samples[other]):.2f}")
+            wall = median_ms(samples["m2r-deliver"]) / median_ms(samples[other])
+            used = median_ms(cpu["m2r-deliver"]) / median_ms(cpu[other])
+            print(f"ratio m2r-deliver / {other}: wall {wall:.2f}, CPU {used:.2f}")
     print(f"machine at the end: {machine_state()}")
 
 
