@@ -13,8 +13,8 @@ from typing import Iterator
 MAX_DEPTH = 50
 #: The type a part cut for nesting too deep is given.
 CUT_TYPE = "application/x-m2r-deliver-cut"
-#: Characters of a body's lines handed to the parser at once.
-PIECE = 1 << 20
+#: Characters of a body's lines handed to the parser at once (fed a 1 MiB slice at a time).
+PIECE = 2 << 20
 
 
 def parse_slices(slices: Iterator[bytes]) -> tuple[Message, int]:
@@ -52,27 +52,36 @@ class GatheringInput(BufferedSubFile):
     """The parser's line buffer. The library reads a leaf part's body a line at a time and
     keeps every line, a string each, until it joins them: for base64's 76-character lines
     that is 1.7 x the part, and 2.7 x with the joined payload. While a body is read, this
-    hands over up to PIECE characters of whole lines at once, each line still checked
-    against the boundaries as the library checks it: the part is held about twice, once
-    in pieces and once joined, and only for the moment of the join."""
+    holds its lines (each still checked against the boundaries by the library's own
+    readline) until they make PIECE characters, and hands them over as one: the part is
+    held about twice, in pieces and joined, for the moment of the join. Pieces much
+    larger than the slices fed in also leave the allocator less to keep."""
 
     def __init__(self) -> None:
         super().__init__()
         #: Set by the parser when a leaf part's headers are read; its body's end clears it.
         self.gathering = False
+        self._held: list[str] = []
+        self._held_size = 0
 
     def readline(self):
-        line = super().readline()
-        if not self.gathering or not isinstance(line, str):
-            return line
-        if not line:  # the part's end (a boundary, or the end of the mail)
-            self.gathering = False
-            return line
-        pieces, size = [line], len(line)
-        while self._lines and size < PIECE:
-            more = super().readline()
-            if not more:  # a boundary: put back, and returned as the end on the next call
-                break
-            pieces.append(more)
-            size += len(more)
-        return "".join(pieces)
+        if not self.gathering:
+            return super().readline()
+        while True:
+            line = super().readline()
+            if not isinstance(line, str):  # more to be fed: the lines held so far wait for it
+                return line
+            if not line:  # the part's end (a boundary, or the end of the mail), returned again next time
+                if self._held:
+                    return self._release()
+                self.gathering = False
+                return line
+            self._held.append(line)
+            self._held_size += len(line)
+            if self._held_size >= PIECE:
+                return self._release()
+
+    def _release(self) -> str:
+        piece = "".join(self._held)
+        self._held, self._held_size = [], 0
+        return piece
