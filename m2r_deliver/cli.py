@@ -5,7 +5,9 @@ whether the configuration will work; ``replay [MAILDIR]`` delivers quarantined m
 ``status`` shows what the ledger holds. Usage mistakes in delivery mode are configuration
 errors: logged, silent, exit 75, so the mail waits for the fix — unless stdin is a terminal:
 then a person typed the command, and gets the usage and exit 2 (no mail system runs a
-delivery agent with a terminal on stdin).
+delivery agent with a terminal on stdin). The options are declared in ``options.py``,
+which (with argparse) is loaded only for a command line other than a delivery's usual
+``--config PATH``.
 """
 
 from __future__ import annotations
