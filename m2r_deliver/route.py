@@ -187,6 +187,8 @@ def plan_stopped(mail: Mail, verdict: Verdict, settings: Settings) -> Plan:
     journal = (journal_notification(mail) if settings.relay.enabled and verdict.guard == RedmineOwnMail.name
                else None)
     if journal is None:
+        if not settings.outgoing.from_address:  # the program sends nothing: no bounce is ours
+            return plan_drop(mail, verdict.guard, verdict.reason, verdict.action)
         from .own_bounce import bounce_or_drop  # a bounce of our own mail becomes a private note
 
         return bounce_or_drop(mail, verdict, settings)

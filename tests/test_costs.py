@@ -113,6 +113,13 @@ def test_a_dropped_vacation_reply_loads_nothing_only_filing_needs(offline_site):
     assert sorted(m for m in loaded if m in FILING_ONLY or m.split(".")[0] in FILING_ONLY) == []
 
 
+def test_without_outgoing_mail_a_dropped_mail_never_looks_for_a_bounce_of_ours(offline_site):
+    """With no [outgoing] from the program sends nothing, so no bounce can be its own: the
+    drop path does not load own_bounce."""
+    loaded = imported_modules(offline_site, make_mail("Out of office", headers=VACATION))
+    assert "m2r_deliver.own_bounce" not in loaded
+
+
 def test_the_usual_command_line_is_read_without_argparse(offline_site):
     """A mail system's usual command line (``--config PATH``) has no option to parse:
     argparse, its thirty options and gettext are not loaded."""
