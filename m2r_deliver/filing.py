@@ -8,7 +8,7 @@ locked meanwhile), the mail goes to the fallback instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, TypeVar
 
 from redminelib import Redmine
@@ -29,6 +29,7 @@ from .redmine.names import Resolver, resolve_fields
 from .redmine.uploads import upload_attachments
 from .redmine.users import Directory
 from .states import Action, Decision
+from .valueclass import valueclass
 
 T = TypeVar("T")
 
@@ -257,7 +258,7 @@ def issue_url(settings: Settings, issue_id: int) -> str:
     return f"{settings.url}/issues/{issue_id}"
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class _Filing:
     """A new issue as one user files it: the attributes besides the description, the
     requester's record, and the keywords applied."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
 from typing import Protocol
 
 from .config import Settings
@@ -22,6 +21,7 @@ from .errors import ConfigError
 from .lazy import Pattern
 from .mail import Mail
 from .plan import Person
+from .valueclass import valueclass
 
 NEW_ISSUE_PERMISSIONS = ("add_issues",)
 #: RFC 8601 fields: folding undone, then anything but printable ASCII, SP and HTAB voids the field.
@@ -39,7 +39,7 @@ ADDRESS_LIMIT = 254
 WATCHER_LIMIT = 10
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Account:
     id: int
     login: str
@@ -48,7 +48,7 @@ class Account:
     admin: bool = False
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class NewAccount:
     """A Redmine account to create for an unknown sender."""
 
@@ -63,7 +63,7 @@ class NewAccount:
     groups: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Acting:
     """Whom the mail is filed as, and why."""
 
@@ -82,7 +82,7 @@ class Acting:
         return bool(self.account and self.account.mail.lower() == addr.lower())
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Ignored:
     """[sender] unknown_user = "ignore" applied: the mail is dropped."""
 
@@ -214,7 +214,7 @@ def requester(mail: Mail, labels: tuple[str, ...], found: tuple[str, str] | None
     return None
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class RequesterRecord:
     """What the issue records of the requester when it is not filed as them."""
 

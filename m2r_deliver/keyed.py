@@ -7,11 +7,12 @@ redmine.names.Resolver; in tests, a dict will do).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Protocol
 
 from .errors import ConfigError, RedmineRefused
 from .plan import Keyword, Plan
+from .valueclass import valueclass
 
 
 class Names(Protocol):
@@ -41,7 +42,7 @@ def custom_field_value(definition: dict[str, Any], text: str) -> Any:
     return values if definition.get("multiple") else values[0]
 
 
-@dataclass(frozen=True, eq=False)
+@valueclass(frozen=True, eq=False)
 class Keyed:
     """What a mail's keywords change: the project, each keyword Redmine knows with the
     API attributes it sets, and why the others change nothing."""
@@ -67,7 +68,7 @@ class Keyed:
                        warnings=(*self.warnings, *(f"{k.name or k.attribute} {k.value!r} {reason}" for k in keywords)))
 
 
-@dataclass(frozen=True, eq=False)
+@valueclass(frozen=True, eq=False)
 class Limits:
     """What no keyword may do, whatever [issue] allow_override says."""
 

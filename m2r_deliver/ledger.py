@@ -26,12 +26,12 @@ import socket
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from .errors import DeliveryError, LedgerDamaged, StateError
 from .states import ClaimVerdict, RowState
+from .valueclass import valueclass
 
 FILE_NAME = "ledger.sqlite3"
 #: The rate limit's file before schema version 2.
@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS admitted (   -- the rate limit: mail admitted for fil
 """
 
 
-@dataclass(frozen=True, eq=False)
+@valueclass(frozen=True, eq=False)
 class Row:
     """One mail as the ledger remembers it."""
 
@@ -101,7 +101,7 @@ class Row:
         return self.unsure_since is not None and self.state not in SETTLED_STATES
 
 
-@dataclass(frozen=True, eq=False)
+@valueclass(frozen=True, eq=False)
 class Claim:
     """The answer to "may this process deliver the mail now?"."""
 

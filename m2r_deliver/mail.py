@@ -13,7 +13,7 @@ import email.errors
 import email.utils
 import quopri
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from email.message import Message
 from functools import cached_property
 from typing import BinaryIO, Iterator
@@ -22,6 +22,7 @@ from . import charsets
 from .errors import MailError
 from .mimeparse import CUT_TYPE, MAX_DEPTH, parse_slices
 from .read import Received
+from .valueclass import valueclass
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _ADDRESS_WORD = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
@@ -36,7 +37,7 @@ _SIGNATURE_TYPES = {
 }
 
 
-@dataclass(frozen=True, eq=False)
+@valueclass(frozen=True, eq=False)
 class Attachment:
     """One file of the mail. The bytes stay encoded in the parsed part until written out,
     a slice at a time, so a big attachment is never held decoded in memory."""
@@ -56,7 +57,7 @@ class Attachment:
         return self.write_to(None)
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Address:
     """One mail address and its display name."""
 
@@ -67,7 +68,7 @@ class Address:
         return f"{self.name} <{self.addr}>" if self.name else self.addr
 
 
-@dataclass(frozen=True, eq=False)
+@valueclass(frozen=True, eq=False)
 class Mail:
     """One message, decoded. Addresses are lower-cased; Message-IDs carry no brackets."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from . import log
@@ -28,6 +28,7 @@ from .maildir import deliver_to_maildir
 from .plan import Attempt, Outcome, Plan
 from .read import Received
 from .states import ClaimVerdict, Decision, RowState
+from .valueclass import valueclass
 
 #: Redmine's clock and ours may differ: a search by creation time starts this much earlier.
 CLOCK_SLACK = 600.0
@@ -121,7 +122,7 @@ def _claim(ledger: Ledger, key: str, settings: Settings, replay: bool) -> Claim:
         time.sleep(POLL)
 
 
-@dataclass(eq=False)
+@valueclass(eq=False)
 class Delivery:
     """One claimed delivery: what the ledger asks of it, and how to record its end."""
 

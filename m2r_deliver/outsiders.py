@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
 from typing import Any
 
 from .config import Settings
 from .plan import Person
+from .valueclass import valueclass
 
 #: The first line of a note an outsider wrote ({requester}: ``Name <address>``).
 NOTE_HEADER = "From: {requester}"
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Records:
     """What an issue records of the people in it."""
 

@@ -18,7 +18,6 @@ something shaped like our Message-ID, flufl.bounce only for one whose token veri
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email.message import Message
 from typing import TYPE_CHECKING, Iterator
 
@@ -29,6 +28,7 @@ from .mail import Mail
 from .plan import Plan, ThreadRef
 from .route import plan_drop
 from .states import Action, MailKind, Via
+from .valueclass import valueclass
 
 if TYPE_CHECKING:
     from .guards import Verdict
@@ -49,7 +49,7 @@ DIAGNOSTIC_LIMIT = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Failure:
     """One recipient our mail did not reach, and what the mail system said."""
 

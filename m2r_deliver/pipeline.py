@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO, Callable, TextIO
 
 from . import guards, log, once
@@ -25,13 +25,14 @@ from .read import Received, read_message
 from .route import plan_issue, plan_stopped
 from .states import Action, Decision
 from .thread import issue_of_own_message
+from .valueclass import valueclass
 
 if TYPE_CHECKING:
     from .outgoing.answered import Owed
     from .outgoing.stage import Reply
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Run:
     """How this process was asked to deliver."""
 
@@ -42,7 +43,7 @@ class Run:
     replay: bool = False
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Result:
     """What one delivery pass came to: its outcome or its failure, and the exit status."""
 
@@ -144,7 +145,7 @@ class _DeadlineExceeded(RedmineUnavailable, KeyboardInterrupt):
     A KeyboardInterrupt too, so no library's ``except Exception`` swallows it."""
 
 
-@dataclass
+@valueclass
 class _interruptible:
     """While a mail is being delivered, the alarm (our deadline) and SIGTERM become
     exceptions, so the attempt is recorded and logged before the process ends."""

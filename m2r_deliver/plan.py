@@ -8,14 +8,15 @@ Redmine accounts. ``--dry-run`` prints it as JSON.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
 from typing import Any
 
 from .states import Action, Decision, MailKind, Via
+from .valueclass import valueclass
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class PlannedAttachment:
     """One attachment of the mail: to be filed, or left out and why."""
 
@@ -28,7 +29,7 @@ class PlannedAttachment:
     left_out: str | None = None
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Keyword:
     """A ``Name: value`` line of the description that may set an attribute."""
 
@@ -45,7 +46,7 @@ class Keyword:
     speculative: bool = False
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Person:
     """Someone the mail names, by address."""
 
@@ -58,7 +59,7 @@ class Person:
         return f"{self.name} <{self.addr}>" if self.name else self.addr
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class ThreadRef:
     """One sign that the mail answers an existing issue, strongest first in a Plan."""
 
@@ -71,7 +72,7 @@ class ThreadRef:
     key: str | None = None
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class RelayFile:
     """A file added with a relayed journal, as Redmine lists it."""
 
@@ -83,7 +84,7 @@ class RelayFile:
     attached: bool = True
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class RelayNote:
     """A journal to mail to the issue's requester, as Redmine's REST API tells it."""
 
@@ -103,7 +104,7 @@ class RelayNote:
     files: tuple[RelayFile, ...] = ()
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Plan:
     """What is to be done with the mail: the action and everything Redmine is to be sent."""
 
@@ -176,7 +177,7 @@ def size_text(size: int) -> str:
     return f"{size / 1024:.1f} KB" if size >= 1024 else f"{size} bytes"
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Outcome:
     """What was done: the decision, the issue filed or noted, or where a dropped mail was kept."""
 
@@ -194,7 +195,7 @@ class Outcome:
     changed: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass
+@valueclass
 class Attempt:
     """What the ledger asks of this delivery, and how far it got (which the ledger needs
     to know whether a failed attempt may have filed the mail)."""

@@ -9,8 +9,10 @@ attachment is never one more string in memory.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import BinaryIO, Iterator
+
+from .valueclass import valueclass
 
 _MBOX_FROM = re.compile(rb"From (\S+)[^\n]*\n")
 #: Bytes read (and handed on) at a time; input larger than this is spooled to disk.
@@ -18,7 +20,7 @@ SLICE = 1 << 20
 SPOOL_ABOVE = SLICE
 
 
-@dataclass(frozen=True, eq=False)
+@valueclass(frozen=True, eq=False)
 class Received:
     """One message as the mail system handed it over."""
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import calendar
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from .config import Settings
 from .errors import ConfigError
 from .states import StatusChange
+from .valueclass import valueclass
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Move:
     """The status the note sets with it, and why."""
 
@@ -27,7 +27,7 @@ class Move:
     was: str
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class FollowUp:
     """The issue was closed too long ago to reopen: the reply becomes a new issue related to it."""
 

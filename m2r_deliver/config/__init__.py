@@ -10,7 +10,7 @@ in :mod:`.sections`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from .sections import (ALL_CUSTOM_FIELDS, CUSTOM_FIELD_PREFIX, FORM_TARGETS, OVE
                        read_state)
 from .outgoing import AcknowledgeSettings, OutgoingSettings, RelaySettings, read_acknowledge, read_outgoing, read_relay
 from .values import FLAGS, Mistakes, Values
+from ..valueclass import valueclass
 
 __all__ = [
     "ALL_CUSTOM_FIELDS", "BODY_PARTS", "CUSTOM_FIELD_PREFIX", "FORM_TARGETS", "GUARD_NAMES", "ISSUE_FIELDS",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@valueclass(frozen=True, kw_only=True, eq=False)
 class Settings(LogSettings, StateSettings, ReplySettings, FormSettings, SenderSettings, MailSettings,
                IssueSettings, RedmineSettings):
     """Every section's values as one object (``settings.url``, ``settings.retry_for``);

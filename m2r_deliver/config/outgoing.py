@@ -10,7 +10,6 @@ package is imported for that only when acknowledgements are enabled.
 from __future__ import annotations
 
 import email.utils
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from ..errors import ConfigError
 from ..lazy import Pattern
 from .schema import ACKNOWLEDGE, OUTGOING, RELAY
 from .values import Values
+from ..valueclass import valueclass
 
 if TYPE_CHECKING:
     from ..outgoing.templates import Template
@@ -30,7 +30,7 @@ _HOST_PORT = Pattern(r"\[[0-9A-Fa-f:.]+\](?::\d{1,5})?|[^\s:\[\]]+(?::\d{1,5})?"
 _PLAIN_ADDRESS = Pattern(r"[^\s<>()@\-\x00-\x1f\x7f][^\s<>()@\x00-\x1f\x7f]*@[^\s<>()@\x00-\x1f\x7f]+")
 
 
-@dataclass(frozen=True, kw_only=True)
+@valueclass(frozen=True, kw_only=True)
 class OutgoingSettings:
     """[outgoing]: how mail leaves, and whose it is."""
 
@@ -78,7 +78,7 @@ def read_outgoing(v: Values) -> OutgoingSettings:
         timeout=v["timeout"])
 
 
-@dataclass(frozen=True, kw_only=True)
+@valueclass(frozen=True, kw_only=True)
 class AcknowledgeSettings:
     """[acknowledge]: one mail to the requester of each new issue."""
 
@@ -114,7 +114,7 @@ def load_template(v: Values, config_dir: Path | None, fallback: str = FALLBACK_T
         return None
 
 
-@dataclass(frozen=True, kw_only=True)
+@valueclass(frozen=True, kw_only=True)
 class RelaySettings:
     """[relay]: staff's public notes mailed to the requester."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from . import files
 from .schema import (FORM, GUARD, GUARD_NAMES, ISSUE, ISSUE_FIELDS, LOG, MAIL, REDMINE, REPLY, ROUTE,
                      ROUTE_MATCHES, SENDER, STATE)
 from .values import Values
+from ..valueclass import valueclass
 
 OVERRIDABLE = (*ISSUE_FIELDS, "start_date", "due_date", "estimated_hours", "done_ratio", "private", "parent_issue")
 #: Redmine's spellings of attributes in --allow-override.
@@ -30,11 +31,9 @@ CUSTOM_FIELD_PREFIX = "custom_field:"
 FORM_TARGETS = (*ISSUE_FIELDS, "start_date", "due_date", "estimated_hours", "done_ratio")
 REQUESTER_HEADER = SENDER["requester_header"].value
 
-#: The sections that make up Settings declare its fields and their defaults; Settings
-#: builds __init__ and __repr__ for all of them at once, so these build none (each
-#: reader returns its section's values as Settings' keyword arguments). They are frozen
-#: only because Python (3.13) builds a frozen dataclass on frozen bases alone.
-_fields_of_settings = dataclass(frozen=True, kw_only=True, init=False, repr=False, eq=False)
+#: The sections that make up Settings declare its fields and their defaults (each reader
+#: returns its section's values as Settings' keyword arguments); Settings is what is built.
+_fields_of_settings = valueclass(frozen=True, kw_only=True, eq=False)
 
 
 @_fields_of_settings
@@ -80,7 +79,7 @@ def _api_key(v: Values) -> str:
         return ""
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Route:
     """Mail matching every given pattern gets these [issue] values. First match wins."""
 
@@ -337,7 +336,7 @@ def read_log(v: Values) -> dict[str, Any]:
     return dict(syslog=v["syslog"], log_file=v["file"], verbose=v["verbose"])
 
 
-@dataclass(frozen=True, kw_only=True)
+@valueclass(frozen=True, kw_only=True)
 class GuardSettings:
     """The [guard] section: which guards run and what they compare against."""
 

@@ -16,7 +16,6 @@ would be filed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Settings
@@ -31,9 +30,10 @@ from .loop_marker import LoopMarker
 from .not_addressed import NotAddressed
 from .own_mail import RedmineOwnMail
 from .rate_limit import RateLimit
+from ..valueclass import valueclass
 
 
-@dataclass(frozen=True, eq=False)
+@valueclass(frozen=True, eq=False)
 class Verdict:
     """What a guard found: which guard, why, and what becomes of the mail."""
 

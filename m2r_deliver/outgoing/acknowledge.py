@@ -8,7 +8,6 @@ template. Whether it may be sent at all is policy.py's question. Pure: no networ
 from __future__ import annotations
 
 import email.utils
-from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..mail import Mail
@@ -18,9 +17,10 @@ from ..config.outgoing import OutgoingSettings
 from .templates import Template
 from ..states import MailKind
 from .tokens import message_id
+from ..valueclass import valueclass
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class FiledIssue:
     """The issue as Redmine filed it: names as Redmine shows them."""
 

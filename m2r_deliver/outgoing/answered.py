@@ -15,16 +15,16 @@ from __future__ import annotations
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterator
 
 from ..errors import StateError
+from ..valueclass import valueclass
 
 SCHEMA = ("CREATE TABLE IF NOT EXISTS answered (recipient TEXT NOT NULL, kind TEXT NOT NULL, "
           "answers TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (recipient, kind, answers))")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Earlier:
     """The answer that already went to this recipient within the period."""
 
@@ -93,7 +93,7 @@ OWED_SCHEMA = ("CREATE TABLE IF NOT EXISTS owed (key TEXT PRIMARY KEY, kind TEXT
                "recipient TEXT NOT NULL, message_id TEXT NOT NULL, message BLOB NOT NULL, since REAL NOT NULL)")
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Owed:
     """An answer admitted for a filed mail and not handed over yet."""
 
@@ -156,7 +156,7 @@ def owe_once(db: sqlite3.Connection, owed: Owed, keep: float, *, now: float | No
     return None
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class OwedSummary:
     """What ``status`` shows of the mail still owed: how many (of each kind), and the oldest."""
 

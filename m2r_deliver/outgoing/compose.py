@@ -15,20 +15,21 @@ import email.utils
 import io
 import quopri
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from email.charset import BASE64, QP, Charset
 from email.generator import BytesGenerator
 from email.header import Header
 from email.message import Message
 
 from ..states import MailKind
+from ..valueclass import valueclass
 
 #: Of the mail being answered, the newest References kept in ours (with its Message-ID).
 REFERENCES_KEPT = 10
 _LINE = 78
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class OutgoingFile:
     """A file that goes along with a mail."""
 
@@ -37,7 +38,7 @@ class OutgoingFile:
     data: bytes = field(repr=False)
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class OutgoingMail:
     kind: MailKind
     issue_id: int

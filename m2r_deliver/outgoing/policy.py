@@ -12,7 +12,6 @@ from __future__ import annotations
 import email.utils
 import fnmatch
 import re
-from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Settings
@@ -24,6 +23,7 @@ from ..mail import Mail
 from ..plan import Person
 from .answered import AnsweredLog
 from ..config.outgoing import OutgoingSettings
+from ..valueclass import valueclass
 
 #: Local parts that say nobody reads the mailbox.
 NO_REPLY_LOCAL_PARTS = ("noreply", "no-reply", "no_reply", "donotreply", "do-not-reply", "do_not_reply",
@@ -31,7 +31,7 @@ NO_REPLY_LOCAL_PARTS = ("noreply", "no-reply", "no_reply", "donotreply", "do-not
 _MAILTO = re.compile(r"<mailto:([^>?]+)", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Answering:
     """An automatic answer about to be sent, and the mail it answers."""
 
@@ -51,7 +51,7 @@ class Answering:
                 and not (mail.sender and mail.sender.addr == recipient.addr))
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Refusal:
     rule: str
     reason: str

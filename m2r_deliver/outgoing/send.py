@@ -9,7 +9,7 @@ MailSystemRefused, which the caller logs without failing the delivery it answers
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from ..errors import MailSystemUnavailable
@@ -19,9 +19,10 @@ from .compose import OutgoingMail, to_bytes
 from .destinations import Destination
 from .policy import Answering, decide
 from ..config.outgoing import OutgoingSettings
+from ..valueclass import valueclass
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Answer:
     """What became of one automatic answer, for the log line and --dry-run."""
 

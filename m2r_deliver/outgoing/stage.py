@@ -26,7 +26,7 @@ logged on the mail's one line.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from ..config import Settings
@@ -42,13 +42,14 @@ from .policy import RELAY_RULES, Answering, refusal
 from .relayed import relayed_mail
 from .send import Answer, admit, hand_over
 from .tokens import message_id, secret_from_key
+from ..valueclass import valueclass
 
 #: The rule a reply names when the mail system refused the acknowledgement for good, when
 #: it was not taken for as long as the mail may be retried, or when it could not be made.
 REFUSED, GAVE_UP, FAILED = "refused", "retry_for", "failed"
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Reply:
     """What became of the acknowledgement: for the log line, and, with a temporary
     *failure*, the exit status (the mail is kept and the acknowledgement stays owed)."""

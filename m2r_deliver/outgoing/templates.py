@@ -11,11 +11,11 @@ looked for next to the config file, then among the shipped ones.
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..valueclass import valueclass
 
 PLACEHOLDERS = ("issue_id", "subject", "project", "tracker", "requester", "url")
 #: A relayed note's: the acknowledgement's, and the note's author, text and the issue's status.
@@ -24,7 +24,7 @@ SHIPPED = ("ack.en.txt", "ack.ja.txt", "relay.en.txt", "relay.ja.txt")
 _LIMIT = 64 * 1024  # bytes: a template is a short text
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Template:
     #: Where it was read from, for messages about it.
     source: str

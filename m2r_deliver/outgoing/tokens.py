@@ -17,18 +17,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
 
 from ..mail import Mail
 from ..plan import ThreadRef
 from ..states import MailKind, Via
+from ..valueclass import valueclass
 
 _DIGEST_HEX = 20
 _TOKEN = re.compile(r"^m2r\.(?P<kind>[a-z]+)-(?P<issue>\d{1,12})(?:-(?P<journal>\d{1,12}))?"
                     r"\.(?P<digest>[0-9a-f]{%d})@(?P<domain>[^@\s<>]+)$" % _DIGEST_HEX, re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class Token:
     kind: MailKind
     issue_id: int

@@ -4,7 +4,6 @@ issue a reply answers."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from redminelib import Redmine, exceptions as rx
@@ -12,6 +11,7 @@ from redminelib import Redmine, exceptions as rx
 from ..errors import OutcomeUnknown, RedmineUnavailable
 from ..outsiders import Records, first_line
 from .client import translated_errors
+from ..valueclass import valueclass
 
 
 def create_issue(redmine: Redmine, api_fields: dict[str, Any], uploads: list[dict[str, Any]], *,
@@ -114,7 +114,7 @@ def add_relation(redmine: Redmine, issue_id: int, other_id: int) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@valueclass(frozen=True)
 class IssueState:
     """What a reply needs to know about the issue it answers."""
 
