@@ -8,13 +8,13 @@ outcome is unknown looks for the same text written since then before adding it a
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from .filing import Site, dropped, issue_url
 from .mail import Mail
 from .plan import Outcome, Plan
 from .redmine.issues import add_note, find_note, issue_state
 from .states import Decision
+from .valueclass import replace
 
 RULE = "own_bounce"
 

@@ -8,7 +8,6 @@ locked meanwhile), the mail goes to the fallback instead.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Callable, TypeVar
 
 from redminelib import Redmine
@@ -29,7 +28,7 @@ from .redmine.names import Resolver, resolve_fields
 from .redmine.uploads import upload_attachments
 from .redmine.users import Directory
 from .states import Action, Decision
-from .valueclass import valueclass
+from .valueclass import replace, valueclass
 
 T = TypeVar("T")
 

@@ -7,12 +7,11 @@ redmine.names.Resolver; in tests, a dict will do).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Callable, Protocol
 
 from .errors import ConfigError, RedmineRefused
 from .plan import Keyword, Plan
-from .valueclass import valueclass
+from .valueclass import replace, valueclass
 
 
 class Names(Protocol):

@@ -13,7 +13,6 @@ import email.errors
 import email.utils
 import quopri
 import re
-from dataclasses import field
 from email.message import Message
 from functools import cached_property
 from typing import BinaryIO, Iterator
@@ -22,7 +21,7 @@ from . import charsets
 from .errors import MailError
 from .mimeparse import CUT_TYPE, MAX_DEPTH, parse_slices
 from .read import Received
-from .valueclass import valueclass
+from .valueclass import field, valueclass
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _ADDRESS_WORD = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")

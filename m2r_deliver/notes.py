@@ -7,7 +7,6 @@ an issue that is gone becomes the new issue its plan carries.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 from . import identity, keywords, outsiders, reopen
@@ -21,6 +20,7 @@ from .redmine.find import find_by_marker
 from .redmine.issues import (IssueState, add_note, add_relation, add_watcher, find_note, issue_of_journal,
                              issue_state, status_of)
 from .states import Decision, StatusChange
+from .valueclass import replace
 
 
 def file_note(plan: Plan, mail: Mail, site: Site, dry_run: bool) -> tuple[Outcome, Plan]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from . import log
@@ -28,7 +27,7 @@ from .maildir import deliver_to_maildir
 from .plan import Attempt, Outcome, Plan
 from .read import Received
 from .states import ClaimVerdict, Decision, RowState
-from .valueclass import valueclass
+from .valueclass import replace, valueclass
 
 #: Redmine's clock and ours may differ: a search by creation time starts this much earlier.
 CLOCK_SLACK = 600.0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO, Callable, TextIO
 
 from . import guards, log, once
@@ -25,7 +24,7 @@ from .read import Received, read_message
 from .route import plan_issue, plan_stopped
 from .states import Action, Decision
 from .thread import issue_of_own_message
-from .valueclass import valueclass
+from .valueclass import replace, valueclass
 
 if TYPE_CHECKING:
     from .outgoing.answered import Owed

@@ -8,12 +8,11 @@ Redmine accounts. ``--dry-run`` prints it as JSON.
 
 from __future__ import annotations
 
-from dataclasses import asdict, field
 from pathlib import Path
 from typing import Any
 
 from .states import Action, Decision, MailKind, Via
-from .valueclass import valueclass
+from .valueclass import asdict, field, valueclass
 
 
 @valueclass(frozen=True)

@@ -9,10 +9,9 @@ attachment is never one more string in memory.
 from __future__ import annotations
 
 import re
-from dataclasses import field
 from typing import BinaryIO, Iterator
 
-from .valueclass import valueclass
+from .valueclass import field, valueclass
 
 _MBOX_FROM = re.compile(rb"From (\S+)[^\n]*\n")
 #: Bytes read (and handed on) at a time; input larger than this is spooled to disk.

@@ -13,7 +13,6 @@ the requester line opening the description).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from . import outsiders, relay_account
@@ -24,6 +23,7 @@ from .plan import Attempt, Outcome, Person, Plan, RelayFile, RelayNote, size_tex
 from .redmine.issues import custom_values, download_attachment, issue_with_journals
 from .route import RELAY_RULE
 from .states import Decision, MailKind
+from .valueclass import replace
 
 
 def read(plan: Plan, mail: Mail, settings: Settings, attempt: Attempt, *,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import replace
 from typing import Any
 
 from . import form, keywords, thread
@@ -21,6 +20,7 @@ from .guards.own_mail import RedmineOwnMail, journal_notification
 from .mail import Mail
 from .plan import Person, Plan, PlannedAttachment, ThreadRef
 from .states import Action
+from .valueclass import replace
 
 SUBJECT_LIMIT = 255  # Redmine's issues.subject column
 #: The rule under which a notification of a journal not relayed is dropped (``guard=relay``).

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,7 +19,7 @@ from .ledger import FILE_NAME, Ledger, Row
 from .once import _age, longest_attempt, quarantine_dir
 from .outgoing.answered import OwedSummary, owed_summary
 from .states import RowState
-from .valueclass import valueclass
+from .valueclass import field, valueclass
 
 STATES = (RowState.FILED, RowState.DROPPED, RowState.QUARANTINED, RowState.FAILED, RowState.IN_FLIGHT)
 #: ``status --check`` exit statuses (the monitoring plugins' OK, WARNING, CRITICAL).

@@ -1,14 +1,15 @@
 """``@valueclass`` behaves as ``@dataclass`` with the same arguments: each shape of class
 the project writes is built both ways and held side by side (construction, defaults,
 wrong arguments, repr, equality, hashing, frozenness, replace, asdict, __post_init__,
-inheritance). And no class of the package compiles dataclass methods at start-up."""
+inheritance), with valueclass's ``field`` and with ``dataclasses.field``; ``dataclasses``'
+functions work on value classes. And no class of the package compiles dataclass methods
+at start-up."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import pkgutil
-from dataclasses import field
 
 import pytest
 
@@ -17,8 +18,9 @@ from m2r_deliver import valueclass as valueclass_module
 from m2r_deliver.valueclass import valueclass
 
 
-def shapes(decorate):
-    """The shapes of class in the package, each decorated with ``decorate``."""
+def shapes(decorate, field):
+    """The shapes of class in the package, each decorated with ``decorate``, their fields
+    declared with ``field``."""
 
     @decorate(frozen=True)
     class Frozen:
@@ -90,8 +92,10 @@ def shapes(decorate):
                 Later=Later, Base=Base, Derived=Derived, OwnRepr=OwnRepr)
 
 
-THEIRS = shapes(dataclasses.dataclass)
-OURS = shapes(valueclass)
+THEIRS = shapes(dataclasses.dataclass, dataclasses.field)
+OURS = shapes(valueclass, valueclass_module.field)
+#: dataclasses.field written in a value class (the runtime need not import dataclasses for it)
+MIXED = shapes(valueclass, dataclasses.field)
 
 CALLS = {
     "Frozen": [((1,), {}), ((1, "x", (2,)), {}), ((), {"a": 1, "c": (3,)}), ((), {}), ((1, 2, 3, 4, 5), {}),
@@ -118,17 +122,20 @@ def state(obj):
         {"doubled": obj.doubled} if hasattr(obj, "doubled") else {})
 
 
+@pytest.mark.parametrize("ours_made", [OURS, MIXED], ids=["field", "dataclasses.field"])
 @pytest.mark.parametrize("name,args,kwargs", [(n, a, k) for n, calls in CALLS.items() for a, k in calls])
-def test_construction_as_dataclass(name, args, kwargs):
+def test_construction_as_dataclass(ours_made, name, args, kwargs):
     theirs, their_error = build(THEIRS, name, args, kwargs)
-    ours, our_error = build(OURS, name, args, kwargs)
+    ours, our_error = build(ours_made, name, args, kwargs)
     assert (their_error is None) == (our_error is None), (their_error, our_error)
     if theirs is None:
         return
     assert state(ours) == state(theirs)
     assert repr(ours) == repr(theirs)
-    assert dataclasses.asdict(ours) == dataclasses.asdict(theirs)
-    assert [f.name for f in dataclasses.fields(ours)] == [f.name for f in dataclasses.fields(theirs)]
+    assert dataclasses.asdict(ours) == dataclasses.asdict(theirs) == valueclass_module.asdict(ours)
+    assert [(f.name, f.init, f.repr, f.compare, f.kw_only) for f in dataclasses.fields(ours)] == [
+        (f.name, f.init, f.repr, f.compare, f.kw_only) for f in dataclasses.fields(theirs)]
+    assert dataclasses.is_dataclass(ours)
 
 
 @pytest.mark.parametrize("name", list(CALLS))
@@ -171,13 +178,37 @@ def test_mutable_and_post_init_as_dataclass():
     assert OURS["Later"](4).doubled == THEIRS["Later"](4).doubled == 8
 
 
-def test_replace_as_dataclass():
-    for classes in (THEIRS, OURS):
+@pytest.mark.parametrize("replace", [dataclasses.replace, valueclass_module.replace], ids=["dataclasses", "ours"])
+def test_replace_as_dataclass(replace):
+    for classes in (THEIRS, OURS) if replace is dataclasses.replace else (OURS,):
         obj = classes["Derived"](1)
-        changed = dataclasses.replace(obj, c=5)
-        assert (changed.a, changed.b, changed.c) == (1, 1, 5)
+        changed = replace(obj, c=5)
+        assert (changed.a, changed.b, changed.c) == (1, 1, 5) and type(changed) is type(obj)
+        assert replace(classes["Later"](3), a=4).doubled == 8  # through __init__ and __post_init__
+        with pytest.raises((ValueError, TypeError)):  # TypeError from Python 3.13 on
+            replace(classes["Mutable"](1), c=3)  # not an __init__ field
+
+
+def test_asdict_goes_into_nested_values():
+    outer = OURS["Derived"](1, c=(OURS["Base"](2), [OURS["Base"](3)]))
+    expected = {"a": 1, "b": 1, "c": ({"a": 2, "b": 1}, [{"a": 3, "b": 1}])}
+    assert valueclass_module.asdict(outer) == expected
+    assert dataclasses.asdict(THEIRS["Derived"](1, c=(THEIRS["Base"](2), [THEIRS["Base"](3)]))) == expected
+
+
+def test_declarations_dataclasses_refuses_are_refused():
+    for decorate, field in ((dataclasses.dataclass, dataclasses.field), (valueclass, valueclass_module.field)):
+        with pytest.raises(TypeError):
+            @decorate
+            class Misordered:
+                a: int = 1
+                b: int
         with pytest.raises(ValueError):
-            dataclasses.replace(classes["Mutable"](1), c=3)  # not an __init__ field
+            @decorate
+            class SharedDefault:
+                a: list = []
+        with pytest.raises(ValueError):
+            field(default=1, default_factory=int)
 
 
 def test_methods_the_class_writes_are_kept():

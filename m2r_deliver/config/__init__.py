@@ -10,7 +10,6 @@ in :mod:`.sections`.
 from __future__ import annotations
 
 import os
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from .sections import (ALL_CUSTOM_FIELDS, CUSTOM_FIELD_PREFIX, FORM_TARGETS, OVE
                        read_state)
 from .outgoing import AcknowledgeSettings, OutgoingSettings, RelaySettings, read_acknowledge, read_outgoing, read_relay
 from .values import FLAGS, Mistakes, Values
-from ..valueclass import valueclass
+from ..valueclass import field, valueclass
 
 __all__ = [
     "ALL_CUSTOM_FIELDS", "BODY_PARTS", "CUSTOM_FIELD_PREFIX", "FORM_TARGETS", "GUARD_NAMES", "ISSUE_FIELDS",

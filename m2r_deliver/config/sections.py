@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from . import files
 from .schema import (FORM, GUARD, GUARD_NAMES, ISSUE, ISSUE_FIELDS, LOG, MAIL, REDMINE, REPLY, ROUTE,
                      ROUTE_MATCHES, SENDER, STATE)
 from .values import Values
-from ..valueclass import valueclass
+from ..valueclass import field, valueclass
 
 OVERRIDABLE = (*ISSUE_FIELDS, "start_date", "due_date", "estimated_hours", "done_ratio", "private", "parent_issue")
 #: Redmine's spellings of attributes in --allow-override.

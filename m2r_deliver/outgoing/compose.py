@@ -15,14 +15,13 @@ import email.utils
 import io
 import quopri
 import re
-from dataclasses import field
 from email.charset import BASE64, QP, Charset
 from email.generator import BytesGenerator
 from email.header import Header
 from email.message import Message
 
 from ..states import MailKind
-from ..valueclass import valueclass
+from ..valueclass import field, valueclass
 
 #: Of the mail being answered, the newest References kept in ours (with its Message-ID).
 REFERENCES_KEPT = 10

@@ -9,7 +9,6 @@ MailSystemRefused, which the caller logs without failing the delivery it answers
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from ..errors import MailSystemUnavailable
@@ -19,7 +18,7 @@ from .compose import OutgoingMail, to_bytes
 from .destinations import Destination
 from .policy import Answering, decide
 from ..config.outgoing import OutgoingSettings
-from ..valueclass import valueclass
+from ..valueclass import replace, valueclass
 
 
 @valueclass(frozen=True)

@@ -26,7 +26,6 @@ logged on the mail's one line.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 from ..config import Settings
@@ -42,7 +41,7 @@ from .policy import RELAY_RULES, Answering, refusal
 from .relayed import relayed_mail
 from .send import Answer, admit, hand_over
 from .tokens import message_id, secret_from_key
-from ..valueclass import valueclass
+from ..valueclass import replace, valueclass
 
 #: The rule a reply names when the mail system refused the acknowledgement for good, when
 #: it was not taken for as long as the mail may be retried, or when it could not be made.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from dataclasses import replace
 from typing import Any
 
 from redminelib import Redmine, exceptions as rx
@@ -20,6 +19,7 @@ from ..mail import Attachment
 from ..plan import PlannedAttachment, size_text
 from .cache import NameCache
 from .client import translated_errors
+from ..valueclass import replace
 
 
 def upload_attachments(redmine: Redmine, cache: NameCache, files: list[tuple[PlannedAttachment, Attachment]],
