@@ -16,6 +16,7 @@ from .errors import EX_CHECK_FAILED, EX_OK, DeliveryError
 from .maildir import ensure_maildir
 from .ledger import FILE_NAME, Ledger
 from .once import longest_attempt, quarantine_dir
+from .bounce_check import check_bounce_notes
 from .relay_check import check_relay
 
 #: Where Python's syslog module (glibc's syslog(3)) sends its lines.
@@ -74,8 +75,9 @@ def check(settings: Settings, out: TextIO) -> int:
     _check_custom_field_overrides(connection, api, settings, report)
     _check_identity(settings, me.login, admin, resolver, api, report)
     _check_reply_statuses(settings, resolver, api, report)
-    check_relay(settings, connection, api, {p: fields["project_id"] for p, fields in projects.items()}, admin,
-                report)
+    served = {p: fields["project_id"] for p, fields in projects.items()}
+    check_relay(settings, connection, api, served, admin, report)
+    check_bounce_notes(settings, connection, api, admin, served, report)
     return EX_CHECK_FAILED if report.failed else EX_OK
 
 

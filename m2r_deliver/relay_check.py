@@ -76,21 +76,8 @@ def _check_private_notes(connection, api, label: str, raw: dict[str, Any], proje
             report.warn(f"{label} is not a member of project {identifier!r}: Redmine notifies it only of the issues "
                         "there that the Non member role lets it see (that role's permissions are not checked)")
             continue
-        leaky, unknown = [], False
-        for role in roles:
-            try:
-                with api.translated_errors(f"reading role {role['id']}"):
-                    permissions = connection.role.get(role["id"]).raw().get("permissions")
-            except DeliveryError as exc:
-                permissions, why = None, exc.reason
-            else:
-                why = "Redmine did not list its permissions"
-            if permissions is None:
-                unknown = True
-                report.warn(f"{label}: whether role {role.get('name')!r} may view private notes in project "
-                            f"{identifier!r} is not checked: {why}")
-            elif PRIVATE_NOTES in permissions:
-                leaky.append(role)
+        leaky, unknown = roles_granting(connection, api, roles, PRIVATE_NOTES, "view private notes",
+                                        f"{label}: whether", identifier, report)
         for role in leaky:
             report.fail(f"{label} may view private notes in project {identifier!r} through role {role.get('name')!r}"
                         f"{' (inherited from a group)' if role.get('inherited') else ''}: the relay would mail "
@@ -99,3 +86,26 @@ def _check_private_notes(connection, api, label: str, raw: dict[str, Any], proje
             clean.append(identifier)
     if clean:
         report.ok(f"{label} cannot view private notes in {', '.join(repr(p) for p in clean)}")
+
+
+def roles_granting(connection, api, roles: list[dict[str, Any]], permission: str, what: str, asking: str,
+                   identifier: str, report: Report) -> tuple[list[dict[str, Any]], bool]:
+    """Which of *roles* (a membership's, in project *identifier*) grant *permission*, read
+    from ``/roles/ID.json``; and whether some role's permissions could not be read (each
+    such role is a warning: "*asking* role R may *what* in project P is not checked")."""
+    granting, unknown = [], False
+    for role in roles:
+        try:
+            with api.translated_errors(f"reading role {role['id']}"):
+                permissions = connection.role.get(role["id"]).raw().get("permissions")
+        except DeliveryError as exc:
+            permissions, why = None, exc.reason
+        else:
+            why = "Redmine did not list its permissions"
+        if permissions is None:
+            unknown = True
+            report.warn(f"{asking} role {role.get('name')!r} may {what} in project {identifier!r} is not checked: "
+                        f"{why}")
+        elif permission in permissions:
+            granting.append(role)
+    return granting, unknown

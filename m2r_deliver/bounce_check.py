@@ -1,0 +1,49 @@
+"""``check`` with ``[outgoing] from``: a bounce of the program's own mail becomes a private
+note on its issue, written as the key's user (``bounce_note.py``). The note holds the
+requester's address and the mail system's diagnostic. When that user may not "Set notes
+as private" (``set_notes_private``) in the project, Redmine files the note public and says
+nothing. An administrator may do everything; for another key, its user's roles in each
+served project are read (``/users/current.json?include=memberships``, ``/roles/ID.json``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Settings
+from .errors import DeliveryError
+from .relay_check import Report, roles_granting
+
+#: The permission that lets a user make a note private.
+SET_PRIVATE = "set_notes_private"
+
+
+def check_bounce_notes(settings: Settings, connection, api, admin: bool, projects: dict[str, int],
+                       report: Report) -> None:
+    """*projects*: the served projects' identifiers and ids."""
+    if not settings.outgoing.from_address or admin:
+        return
+    label = "bounce notes"
+    try:
+        with api.translated_errors("reading the key's user with its memberships"):
+            raw: dict[str, Any] = connection.user.get("current", include=["memberships"]).raw()
+    except DeliveryError as exc:
+        report.warn(f"{label}: whether the key's user may set notes private is not checked: {exc.reason}")
+        return
+    login = raw.get("login", "?")
+    roles_in = {int(m["project"]["id"]): m.get("roles", []) for m in raw.get("memberships", []) if m.get("project")}
+    for identifier, project_id in projects.items():
+        roles = roles_in.get(project_id)
+        if roles is None:
+            report.warn(f"{label}: the key's user {login!r} is not a member of project {identifier!r}; whether the "
+                        "Non member role may set notes private is not checked")
+            continue
+        granting, unknown = roles_granting(connection, api, roles, SET_PRIVATE, "set notes private",
+                                           f"{label}: whether", identifier, report)
+        if granting:
+            report.ok(f"{label} in project {identifier!r} are private: the key's user {login!r} may set notes "
+                      f"private through role {granting[0].get('name')!r}")
+        elif not unknown:
+            report.fail(f"{label} in project {identifier!r} would be public: the key's user {login!r} may not set "
+                        "notes private there, and Redmine then files a private note public (the requester's address "
+                        "and the diagnostic); give it a role with Set notes as private")
