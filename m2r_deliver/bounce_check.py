@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import DeliveryError
-from .relay_check import Report, roles_granting
+from .relay_check import Report, roles_granting, served_roles
 
 #: The permission that lets a user make a note private.
 SET_PRIVATE = "set_notes_private"
@@ -31,13 +31,9 @@ def check_bounce_notes(settings: Settings, connection, api, admin: bool, project
         report.warn(f"{label}: whether the key's user may set notes private is not checked: {exc.reason}")
         return
     login = raw.get("login", "?")
-    roles_in = {int(m["project"]["id"]): m.get("roles", []) for m in raw.get("memberships", []) if m.get("project")}
-    for identifier, project_id in projects.items():
-        roles = roles_in.get(project_id)
-        if roles is None:
-            report.warn(f"{label}: the key's user {login!r} is not a member of project {identifier!r}; whether the "
-                        "Non member role may set notes private is not checked")
-            continue
+    for identifier, roles in served_roles(raw, projects, report, lambda project: (
+            f"{label}: the key's user {login!r} is not a member of project {project!r}; whether the Non member role "
+            "may set notes private is not checked")):
         granting, unknown = roles_granting(connection, api, roles, SET_PRIVATE, "set notes private",
                                            f"{label}: whether", identifier, report)
         if granting:

@@ -10,6 +10,7 @@ Only an administrator's key can find a user by login.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from .config import Settings
@@ -68,14 +69,10 @@ def _user(connection, api, user_id: int) -> dict[str, Any] | None:
 def _check_private_notes(connection, api, label: str, raw: dict[str, Any], projects: dict[str, int],
                          report: Report) -> None:
     """No role of the account in a served project may view private notes."""
-    roles_in = {int(m["project"]["id"]): m.get("roles", []) for m in raw.get("memberships", []) if m.get("project")}
     clean = []
-    for identifier, project_id in projects.items():
-        roles = roles_in.get(project_id)
-        if roles is None:
-            report.warn(f"{label} is not a member of project {identifier!r}: Redmine notifies it only of the issues "
-                        "there that the Non member role lets it see (that role's permissions are not checked)")
-            continue
+    for identifier, roles in served_roles(raw, projects, report, lambda project: (
+            f"{label} is not a member of project {project!r}: Redmine notifies it only of the issues there that "
+            "the Non member role lets it see (that role's permissions are not checked)")):
         leaky, unknown = roles_granting(connection, api, roles, PRIVATE_NOTES, "view private notes",
                                         f"{label}: whether", identifier, report)
         for role in leaky:
@@ -86,6 +83,20 @@ def _check_private_notes(connection, api, label: str, raw: dict[str, Any], proje
             clean.append(identifier)
     if clean:
         report.ok(f"{label} cannot view private notes in {', '.join(repr(p) for p in clean)}")
+
+
+def served_roles(raw: dict[str, Any], projects: dict[str, int], report: Report,
+                 not_a_member: Callable[[str], str]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Each served project (*projects*: identifier → id) the user *raw* (read with its
+    memberships) is a member of, with its roles there; each other one is a warning,
+    ``not_a_member(identifier)``."""
+    roles_in = {int(m["project"]["id"]): m.get("roles", []) for m in raw.get("memberships", []) if m.get("project")}
+    for identifier, project_id in projects.items():
+        roles = roles_in.get(project_id)
+        if roles is None:
+            report.warn(not_a_member(identifier))
+        else:
+            yield identifier, roles
 
 
 def roles_granting(connection, api, roles: list[dict[str, Any]], permission: str, what: str, asking: str,
