@@ -3,7 +3,9 @@
 - A SIGTERM from the first instruction on ends the process with 75 (the mail is kept),
   not by the signal: the imports take a noticeable time, and a mail system that stops
   a delivery then must find the mail still queued. The delivery pass installs its own
-  handler later, which records the attempt before the process ends.
+  handler later, which records the attempt before the process ends. A handler's
+  exception that Python cannot pass on where the signal lands (a weakref callback) ends
+  the process with 75 too, printing nothing.
 - A memory ceiling (RLIMIT_AS): a mail that needs more memory than that to be read
   makes Python raise MemoryError, which is classified, recorded and in the end
   quarantined, instead of growing until the kernel's OOM killer ends the process (or
@@ -15,6 +17,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -29,8 +32,25 @@ def _stopped(signum, frame):
     raise SystemExit(_TEMPFAIL)
 
 
-def main() -> int:
+def _unraisable(unraisable) -> None:
+    """A signal handler's exception raised where Python cannot pass it on (in a weakref
+    callback, say, which the import system uses) would be printed on stderr and dropped,
+    and the process would go on as if the signal had not come. It ends now, with 75 and
+    nothing printed: the mail stays with the mail system, and an attempt begun is found
+    unfinished by the next one (as after a kill), which looks for what it may have filed."""
+    if isinstance(unraisable.exc_value, (SystemExit, KeyboardInterrupt)):  # our handlers' exceptions
+        os._exit(_TEMPFAIL)
+    sys.__unraisablehook__(unraisable)
+
+
+def stop_on_sigterm() -> None:
+    """From here on a SIGTERM ends the process with 75, wherever it arrives."""
+    sys.unraisablehook = _unraisable
     signal.signal(signal.SIGTERM, _stopped)
+
+
+def main() -> int:
+    stop_on_sigterm()
     limit_memory(MEMORY_LIMIT)
     from .cli import main as run
 

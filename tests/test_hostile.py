@@ -282,6 +282,39 @@ def test_sigterm_during_start_up_ends_in_75(offline_site, extra_delay):
     assert (proc.returncode, out, err) == (75, b"", b"")
 
 
+SIGNAL_IN_A_CALLBACK = """
+import os, signal, sys, weakref
+from m2r_deliver import entry, errors, pipeline
+entry.stop_on_sigterm()
+{setup}
+class Held:
+    pass
+def callback(ref):  # as the import system's module locks have: Python cannot raise from here
+    os.kill(os.getpid(), signal.{signal})
+    for _ in range(10000):
+        pass
+held = Held()
+ref = weakref.ref(held, callback)
+del held
+print("went on as if no signal had come")
+"""
+
+
+@pytest.mark.parametrize("signal_name,setup", [
+    ("SIGTERM", ""),
+    ("SIGTERM", "signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(errors.Interrupted('stopped')))"),
+    ("SIGALRM", "signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(pipeline._DeadlineExceeded('late')))"),
+])
+def test_a_signal_landing_where_python_cannot_raise_still_ends_the_process_in_75(signal_name, setup):
+    """A SIGTERM during start-up once printed "Exception ignored in ... SystemExit: 75"
+    on stderr and the process went on: its handler had run inside the import system's
+    weakref callback. Entry's handler and the delivery pass's (SIGTERM, the deadline's
+    alarm) now end the process there with 75, printing nothing."""
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_IN_A_CALLBACK.format(setup=setup, signal=signal_name)],
+                          capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (75, "", "")
+
+
 # --- memory ceiling ------------------------------------------------------------------------
 
 def test_running_out_of_memory_is_the_mails_fault_recorded_then_quarantined(offline_site):
