@@ -3,7 +3,8 @@ note on its issue, written as the key's user (``bounce_note.py``). The note hold
 requester's address and the mail system's diagnostic. When that user may not "Set notes
 as private" (``set_notes_private``) in the project, Redmine files the note public and says
 nothing. An administrator may do everything; for another key, its user's roles in each
-served project are read (``/users/current.json?include=memberships``, ``/roles/ID.json``).
+served project are read (``/users/current.json?include=memberships``, which ``check``
+asks first anyway, and ``/roles/ID.json``).
 """
 
 from __future__ import annotations
@@ -11,31 +12,25 @@ from __future__ import annotations
 from typing import Any
 
 from .config import Settings
-from .errors import DeliveryError
 from .relay_check import Report, roles_granting, served_roles
 
 #: The permission that lets a user make a note private.
 SET_PRIVATE = "set_notes_private"
 
 
-def check_bounce_notes(settings: Settings, connection, api, admin: bool, projects: dict[str, int],
+def check_bounce_notes(settings: Settings, connection, api, me: dict[str, Any], projects: dict[str, int],
                        report: Report) -> None:
-    """*projects*: the served projects' identifiers and ids."""
-    if not settings.outgoing.from_address or admin:
+    """*me*: the key's user, read with its memberships; *projects*: the served projects'
+    identifiers and ids."""
+    if not settings.outgoing.from_address or me.get("admin"):
         return
     label = "bounce notes"
-    try:
-        with api.translated_errors("reading the key's user with its memberships"):
-            raw: dict[str, Any] = connection.user.get("current", include=["memberships"]).raw()
-    except DeliveryError as exc:
-        report.warn(f"{label}: whether the key's user may set notes private is not checked: {exc.reason}")
-        return
-    login = raw.get("login", "?")
-    for identifier, roles in served_roles(raw, projects, report, lambda project: (
+    login = me.get("login", "?")
+    for identifier, roles in served_roles(me, projects, report, lambda project: (
             f"{label}: the key's user {login!r} is not a member of project {project!r}; whether the Non member role "
             "may set notes private is not checked")):
-        granting, unknown = roles_granting(connection, api, roles, SET_PRIVATE, "set notes private",
-                                           f"{label}: whether", identifier, report)
+        granting, unknown = roles_granting(connection, api, roles, SET_PRIVATE, "set notes private", label,
+                                           identifier, report)
         if granting:
             report.ok(f"{label} in project {identifier!r} are private: the key's user {login!r} may set notes "
                       f"private through role {granting[0].get('name')!r}")

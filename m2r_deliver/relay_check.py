@@ -73,8 +73,8 @@ def _check_private_notes(connection, api, label: str, raw: dict[str, Any], proje
     for identifier, roles in served_roles(raw, projects, report, lambda project: (
             f"{label} is not a member of project {project!r}: Redmine notifies it only of the issues there that "
             "the Non member role lets it see (that role's permissions are not checked)")):
-        leaky, unknown = roles_granting(connection, api, roles, PRIVATE_NOTES, "view private notes",
-                                        f"{label}: whether", identifier, report)
+        leaky, unknown = roles_granting(connection, api, roles, PRIVATE_NOTES, "view private notes", label,
+                                        identifier, report)
         for role in leaky:
             report.fail(f"{label} may view private notes in project {identifier!r} through role {role.get('name')!r}"
                         f"{' (inherited from a group)' if role.get('inherited') else ''}: the relay would mail "
@@ -99,11 +99,11 @@ def served_roles(raw: dict[str, Any], projects: dict[str, int], report: Report,
             yield identifier, roles
 
 
-def roles_granting(connection, api, roles: list[dict[str, Any]], permission: str, what: str, asking: str,
+def roles_granting(connection, api, roles: list[dict[str, Any]], permission: str, what: str, label: str,
                    identifier: str, report: Report) -> tuple[list[dict[str, Any]], bool]:
     """Which of *roles* (a membership's, in project *identifier*) grant *permission*, read
     from ``/roles/ID.json``; and whether some role's permissions could not be read (each
-    such role is a warning: "*asking* role R may *what* in project P is not checked")."""
+    such role is a warning: "*label*: whether role R may *what* in project P is not checked")."""
     granting, unknown = [], False
     for role in roles:
         try:
@@ -115,8 +115,8 @@ def roles_granting(connection, api, roles: list[dict[str, Any]], permission: str
             why = "Redmine did not list its permissions"
         if permissions is None:
             unknown = True
-            report.warn(f"{asking} role {role.get('name')!r} may {what} in project {identifier!r} is not checked: "
-                        f"{why}")
+            report.warn(f"{label}: whether role {role.get('name')!r} may {what} in project {identifier!r} "
+                        f"is not checked: {why}")
         elif permission in permissions:
             granting.append(role)
     return granting, unknown
