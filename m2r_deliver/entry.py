@@ -13,6 +13,14 @@
 - No library's own log record reaches stderr: Python's logging, with nothing configured,
   would print warnings there. It is silenced where a library that logs is loaded
   (``log.quiet_libraries``), so a mail that loads none does not pay for logging.
+- Python's cyclic garbage collector waits for 100 000 new objects, not 700: a delivery
+  makes fewer than half that (the imports most of them, none of them garbage), so it
+  never stops to look for cycles; a mail that makes more still has its cycles collected.
+- The process ends as soon as the delivery has returned its status: the exit handlers
+  run (logging's among them), stdout and stderr are flushed, and the interpreter's
+  tear-down of every module is skipped. Nothing is left to it: the ledger commits, the
+  log and the quarantine write, each before the delivery returns. On a filed mail the
+  tear-down was a tenth of the process's work.
 """
 
 from __future__ import annotations
@@ -21,11 +29,17 @@ import os
 import signal
 import sys
 
+TYPE_CHECKING = False  # typing itself is imported later, by what needs it
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 #: Address space the process may use. A delivery of a 50 MB mail peaks far below it (see
 #: docs/fuzzing.md); a mail that needs more is refused as the mail's fault.
 MEMORY_LIMIT = 2 << 30
 #: The same as errors.EX_TEMPFAIL, spelled here so that nothing is imported before the handler.
 _TEMPFAIL = 75
+#: New objects (less those freed) after which the garbage collector looks for cycles.
+COLLECT_AFTER = 100_000
 
 
 def _stopped(signum, frame):
@@ -49,12 +63,30 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _stopped)
 
 
-def main() -> int:
+def main() -> NoReturn:
     stop_on_sigterm()
+    import gc  # built in, like atexit below: loaded once SIGTERM is handled
+
+    gc.set_threshold(COLLECT_AFTER, *gc.get_threshold()[1:])
     limit_memory(MEMORY_LIMIT)
     from .cli import main as run
 
-    return run()
+    leave(run())
+
+
+def leave(status: int) -> NoReturn:
+    """End the process with *status* now: the exit handlers run and stdout and stderr are
+    flushed, as at a normal exit, but the modules are not torn down one by one."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:  # started with the descriptor closed
+                stream.flush()
+        except (OSError, ValueError):  # a reader gone, or a stream closed: nothing more to say
+            pass
+    os._exit(status)
 
 
 def limit_memory(limit: int) -> None:

@@ -8,6 +8,7 @@ import io
 import os
 import random
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -148,6 +149,75 @@ def test_a_dropped_mail_loads_no_logging_machinery(offline_site):
     library that logs is loaded: flufl.bounce, the HTTP stack."""
     loaded = imported_modules(offline_site, make_mail("Out of office", headers=VACATION))
     assert "logging" not in loaded
+
+
+# --- the process's end, and its garbage collector -----------------------------------------
+
+WATCHED = """
+import atexit, gc, os, sys
+out = sys.argv.pop(1)
+collections = []
+
+def mark(name, text, out=out, join=os.path.join, write=os.write, open=os.open, flags=os.O_WRONLY | os.O_CREAT):
+    write(open(join(out, name), flags, 0o600), text.encode())  # in the tear-down, globals are gone
+
+class TornDown:
+    def __del__(self, mark=mark):
+        mark("torn-down", "the interpreter tore its modules down")
+
+kept = TornDown()  # freed only when the interpreter clears this module at its end
+
+
+def exit_handler():
+    gc.callbacks.clear()  # the collector would hold this module's globals through its callback
+    mark("exit-handlers", repr(collections))
+
+
+atexit.register(exit_handler)
+from m2r_deliver import entry  # compiled here when no .pyc is at hand (PYTHONDONTWRITEBYTECODE)
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+sys.exit(entry.main())
+"""
+
+
+def watched_delivery(site, mail: bytes) -> tuple[int, list[str], list[int] | None]:
+    """Deliver *mail* through entry.main as the console script does, watched from inside
+    the process: its exit status, the marks left at its end, and the garbage collections
+    it ran (by generation) from the moment entry.py was loaded."""
+    marks = site.home / "marks"
+    shutil.rmtree(marks, ignore_errors=True)
+    marks.mkdir()
+    command = [sys.executable, "-c", WATCHED, str(marks), "--config", str(site.config_path)]
+    proc = subprocess.run(command, input=mail, capture_output=True, timeout=120,
+                          env={**os.environ, "HOME": str(site.home)})
+    assert (proc.stdout, proc.stderr) == (b"", b""), proc.stderr[-2000:]
+    handlers = marks / "exit-handlers"
+    collections = eval(handlers.read_text()) if handlers.exists() else None  # a list of ints, written above
+    return proc.returncode, sorted(path.name for path in marks.iterdir()), collections
+
+
+def test_a_delivery_ends_with_the_exit_handlers_but_without_the_tear_down(offline_site):
+    """The interpreter's tear-down of every module was a tenth of a filed mail's work: the
+    process now ends once the delivery has returned, after running the exit handlers
+    (where logging flushes) and nothing else, with the delivery's exit status."""
+    status, marks, _ = watched_delivery(offline_site, make_mail("Out of office", headers=VACATION))
+    assert (status, marks) == (0, ["exit-handlers"])
+    assert "decision=dropped" in offline_site.last_log_line()
+    status, marks, _ = watched_delivery(offline_site, make_mail("The printer is jammed"))  # Redmine is down
+    assert (status, marks) == (75, ["exit-handlers"])
+    assert "redmine" in offline_site.last_log_line()
+
+
+def test_a_dropped_mail_runs_no_garbage_collection(offline_site):
+    """A delivery makes no cyclic garbage worth looking for, and tens of thousands of new
+    objects (the imports' modules, classes and functions): the collector, set to wait for
+    100 000 instead of 700, never runs."""
+    assert watched_delivery(offline_site, make_mail("Out of office", headers=VACATION))[::2] == (0, [])
+
+
+def test_a_filed_mail_runs_no_garbage_collection(site, token):
+    assert watched_delivery(site, make_mail(f"The printer is jammed {token}"))[::2] == (0, [])
+    assert "decision=filed" in site.last_log_line()
 
 
 # --- memory -------------------------------------------------------------------------------
