@@ -47,14 +47,34 @@ def _stopped(signum, frame):
 
 
 def _unraisable(unraisable) -> None:
-    """A signal handler's exception raised where Python cannot pass it on (in a weakref
-    callback, say, which the import system uses) would be printed on stderr and dropped,
-    and the process would go on as if the signal had not come. It ends now, with 75 and
-    nothing printed: the mail stays with the mail system, and an attempt begun is found
-    unfinished by the next one (as after a kill), which looks for what it may have filed."""
+    """An exception Python cannot pass on, and would print on stderr and drop.
+
+    A signal handler's, raised in a weakref callback (the import system uses them), would
+    let the process go on as if the signal had not come. It ends now, with 75 and nothing
+    printed: the mail stays with the mail system, and an attempt begun is found unfinished
+    by the next one (as after a kill), which looks for what it may have filed.
+
+    Any other (a ``__del__`` that fails, say) is dropped as Python drops it, but printed
+    only where stderr is a terminal; otherwise it is one line in syslog (facility mail), as
+    our own fault: a mail system takes a delivery agent's output for a failure."""
     if isinstance(unraisable.exc_value, (SystemExit, KeyboardInterrupt)):  # our handlers' exceptions
         os._exit(_TEMPFAIL)
-    sys.__unraisablehook__(unraisable)
+    try:
+        at_terminal = sys.stderr is not None and sys.stderr.isatty()
+    except (OSError, ValueError):
+        at_terminal = False
+    if at_terminal:
+        sys.__unraisablehook__(unraisable)
+        return
+    try:
+        import syslog
+
+        where = unraisable.object
+        where = getattr(where, "__qualname__", None) or type(where).__qualname__  # its name, not its contents
+        syslog.openlog("m2r-deliver", syslog.LOG_PID, syslog.LOG_MAIL)
+        syslog.syslog(syslog.LOG_WARNING, f"fault=ours ignored={unraisable.exc_type.__qualname__} in={where}")
+    except Exception:  # nothing may escape a hook that has nowhere to report
+        pass
 
 
 def stop_on_sigterm() -> None:

@@ -315,6 +315,32 @@ def test_a_signal_landing_where_python_cannot_raise_still_ends_the_process_in_75
     assert (proc.returncode, proc.stdout, proc.stderr) == (75, "", "")
 
 
+IGNORED_EXCEPTION = """
+import syslog, sys
+from m2r_deliver import entry
+records = []
+syslog.openlog = lambda *args, **kwargs: None
+syslog.syslog = lambda *args: records.append(args[-1])  # this process's syslog, seen
+entry.stop_on_sigterm()
+
+class Leaky:
+    def __del__(self):
+        raise ValueError("password=hunter2 in a finalizer")
+
+Leaky()
+print(records)
+"""
+
+
+def test_an_exception_python_ignores_is_not_printed_but_goes_to_syslog():
+    """A ``__del__`` that fails (ours or a library's) made Python print "Exception ignored
+    in ..." with a traceback on stderr, which a mail system takes for a failed delivery.
+    It is now one line in syslog, naming where and what, not the exception's text."""
+    proc = subprocess.run([sys.executable, "-c", IGNORED_EXCEPTION], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.strip() == "['fault=ours ignored=ValueError in=Leaky.__del__']"
+
+
 # --- memory ceiling ------------------------------------------------------------------------
 
 def test_running_out_of_memory_is_the_mails_fault_recorded_then_quarantined(offline_site):
