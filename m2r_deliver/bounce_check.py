@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from .config import Settings
-from .relay_check import Report, roles_granting, served_roles
+from .relay_check import Report, RolePermissions, roles_granting, served_roles
 
 #: The permission that lets a user make a note private.
 SET_PRIVATE = "set_notes_private"
 
 
-def check_bounce_notes(settings: Settings, connection, api, me: dict[str, Any], projects: dict[str, int],
+def check_bounce_notes(settings: Settings, permissions: RolePermissions, me: dict[str, Any], projects: dict[str, int],
                        report: Report) -> None:
     """*me*: the key's user, read with its memberships; *projects*: the served projects'
     identifiers and ids."""
@@ -29,7 +29,7 @@ def check_bounce_notes(settings: Settings, connection, api, me: dict[str, Any], 
     for identifier, roles in served_roles(me, projects, report, lambda project: (
             f"{label}: the key's user {login!r} is not a member of project {project!r}; whether the Non member role "
             "may set notes private is not checked")):
-        granting, unknown = roles_granting(connection, api, roles, SET_PRIVATE, "set notes private", label,
+        granting, unknown = roles_granting(permissions, roles, SET_PRIVATE, "set notes private", label,
                                            identifier, report)
         if granting:
             report.ok(f"{label} in project {identifier!r} are private: the key's user {login!r} may set notes "

@@ -17,7 +17,7 @@ from .maildir import ensure_maildir
 from .ledger import FILE_NAME, Ledger
 from .once import longest_attempt, quarantine_dir
 from .bounce_check import check_bounce_notes
-from .relay_check import check_relay
+from .relay_check import RolePermissions, check_relay
 
 #: Where Python's syslog module (glibc's syslog(3)) sends its lines.
 SYSLOG_SOCKET = "/dev/log"
@@ -76,8 +76,9 @@ def check(settings: Settings, out: TextIO) -> int:
     _check_identity(settings, me.login, admin, resolver, api, report)
     _check_reply_statuses(settings, resolver, api, report)
     served = {p: fields["project_id"] for p, fields in projects.items()}
-    check_relay(settings, connection, api, served, admin, report)
-    check_bounce_notes(settings, connection, api, me.raw(), served, report)
+    roles = RolePermissions(connection, api)  # a role both checks ask about is read once
+    check_relay(settings, connection, api, roles, served, admin, report)
+    check_bounce_notes(settings, roles, me.raw(), served, report)
     return EX_CHECK_FAILED if report.failed else EX_OK
 
 

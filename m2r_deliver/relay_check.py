@@ -28,7 +28,8 @@ class Report(Protocol):
     def fail(self, text: str) -> None: ...
 
 
-def check_relay(settings: Settings, connection, api, projects: dict[str, int], admin: bool, report: Report) -> None:
+def check_relay(settings: Settings, connection, api, roles: RolePermissions, projects: dict[str, int], admin: bool,
+                report: Report) -> None:
     """*projects*: the served projects' identifiers and ids."""
     if not settings.relay.enabled:
         return
@@ -58,7 +59,7 @@ def check_relay(settings: Settings, connection, api, projects: dict[str, int], a
     if not problems:
         report.ok(f"{label} is #{account.id}, active, notified at {account.mail}")
     if not account.admin:
-        _check_private_notes(connection, api, label, raw, projects, report)
+        _check_private_notes(roles, label, raw, projects, report)
 
 
 def _user(connection, api, user_id: int) -> dict[str, Any] | None:
@@ -66,14 +67,14 @@ def _user(connection, api, user_id: int) -> dict[str, Any] | None:
         return connection.user.get(user_id, include=["memberships"]).raw()
 
 
-def _check_private_notes(connection, api, label: str, raw: dict[str, Any], projects: dict[str, int],
+def _check_private_notes(permissions: RolePermissions, label: str, raw: dict[str, Any], projects: dict[str, int],
                          report: Report) -> None:
     """No role of the account in a served project may view private notes."""
     clean = []
     for identifier, roles in served_roles(raw, projects, report, lambda project: (
             f"{label} is not a member of project {project!r}: Redmine notifies it only of the issues there that "
             "the Non member role lets it see (that role's permissions are not checked)")):
-        leaky, unknown = roles_granting(connection, api, roles, PRIVATE_NOTES, "view private notes", label,
+        leaky, unknown = roles_granting(permissions, roles, PRIVATE_NOTES, "view private notes", label,
                                         identifier, report)
         for role in leaky:
             report.fail(f"{label} may view private notes in project {identifier!r} through role {role.get('name')!r}"
@@ -99,24 +100,39 @@ def served_roles(raw: dict[str, Any], projects: dict[str, int], report: Report,
             yield identifier, roles
 
 
-def roles_granting(connection, api, roles: list[dict[str, Any]], permission: str, what: str, label: str,
+class RolePermissions:
+    """Each role's permissions (``/roles/ID.json``), read from Redmine once however many
+    served projects and checks ask about it."""
+
+    def __init__(self, connection, api):
+        self._connection, self._api = connection, api
+        self._read: dict[int, tuple[list[str] | None, str]] = {}
+
+    def of(self, role_id: int) -> tuple[list[str] | None, str]:
+        """The role's permissions, or None with the reason they are not known."""
+        if role_id not in self._read:
+            try:
+                with self._api.translated_errors(f"reading role {role_id}"):
+                    permissions = self._connection.role.get(role_id).raw().get("permissions")
+            except DeliveryError as exc:
+                self._read[role_id] = (None, exc.reason)
+            else:
+                self._read[role_id] = (permissions, "Redmine did not list its permissions")
+        return self._read[role_id]
+
+
+def roles_granting(permissions: RolePermissions, roles: list[dict[str, Any]], permission: str, what: str, label: str,
                    identifier: str, report: Report) -> tuple[list[dict[str, Any]], bool]:
-    """Which of *roles* (a membership's, in project *identifier*) grant *permission*, read
-    from ``/roles/ID.json``; and whether some role's permissions could not be read (each
-    such role is a warning: "*label*: whether role R may *what* in project P is not checked")."""
+    """Which of *roles* (a membership's, in project *identifier*) grant *permission*; and
+    whether some role's permissions could not be read (each such role is a warning:
+    "*label*: whether role R may *what* in project P is not checked")."""
     granting, unknown = [], False
     for role in roles:
-        try:
-            with api.translated_errors(f"reading role {role['id']}"):
-                permissions = connection.role.get(role["id"]).raw().get("permissions")
-        except DeliveryError as exc:
-            permissions, why = None, exc.reason
-        else:
-            why = "Redmine did not list its permissions"
-        if permissions is None:
+        granted, why = permissions.of(role["id"])
+        if granted is None:
             unknown = True
             report.warn(f"{label}: whether role {role.get('name')!r} may {what} in project {identifier!r} "
                         f"is not checked: {why}")
-        elif permission in permissions:
+        elif permission in granted:
             granting.append(role)
     return granting, unknown
