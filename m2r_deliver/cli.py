@@ -21,6 +21,7 @@ from . import log
 from .config import load
 from .config.kinds import Duration
 from .errors import EX_CHECK_FAILED, EX_CLOSED_PIPE, EX_USAGE, ConfigError, DeliveryError, classify, exit_status
+from .sinks import is_terminal
 from .states import Decision
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     env = dict(os.environ if env is None else env)
     command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "deliver"
     verbose = "-v" in argv or "--verbose" in argv
-    at_terminal = _is_terminal(sys.stdin)
+    at_terminal = is_terminal(sys.stdin)
     try:
         status = _run(command, argv, env, verbose, at_terminal)
         sys.stdout.flush()  # here, where a closed pipe can still be caught, not at exit
@@ -138,13 +139,6 @@ def _max_retry_age(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     if problem:
         parser.error(f"--max-retry-age: {problem}")
     return Duration().convert(args.max_retry_age)
-
-
-def _is_terminal(stream) -> bool:
-    try:
-        return stream is not None and stream.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 def _silence_stdout() -> None:

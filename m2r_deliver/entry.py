@@ -60,20 +60,14 @@ def _unraisable(unraisable) -> None:
     if isinstance(unraisable.exc_value, (SystemExit, KeyboardInterrupt)):  # our handlers' exceptions
         os._exit(_TEMPFAIL)
     try:
-        at_terminal = sys.stderr is not None and sys.stderr.isatty()
-    except (OSError, ValueError):
-        at_terminal = False
-    if at_terminal:
-        sys.__unraisablehook__(unraisable)
-        return
-    try:
-        import syslog
+        from .sinks import is_terminal, to_syslog
 
-        where = unraisable.object
-        where = getattr(where, "__qualname__", None) or type(where).__qualname__  # its name, not its contents
-        syslog.openlog("m2r-deliver", syslog.LOG_PID, syslog.LOG_MAIL)
-        syslog.syslog(syslog.LOG_WARNING, f"fault=ours ignored={unraisable.exc_type.__qualname__} in={where}")
-    except Exception:  # nothing may escape a hook that has nowhere to report
+        if is_terminal(sys.stderr):
+            sys.__unraisablehook__(unraisable)
+            return
+        where = getattr(unraisable.object, "__qualname__", None) or type(unraisable.object).__qualname__
+        to_syslog(f"fault=ours ignored={unraisable.exc_type.__qualname__} in={where}", failed=True)  # not its text
+    except Exception:  # a hook's own failure would be printed: nothing may escape it
         pass
 
 

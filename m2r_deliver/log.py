@@ -17,6 +17,7 @@ from .config import Settings
 from .errors import DeliveryError
 from .mail import Mail
 from .plan import Outcome, Plan
+from .sinks import is_terminal, to_syslog
 from .states import Action, Decision
 
 
@@ -96,13 +97,7 @@ def emit(line: str, settings: Settings | None, *, failed: bool = False, verbose:
     use_syslog = settings.syslog if settings else True
     log_file = settings.log_file if settings else log_file
     if use_syslog:
-        try:
-            import syslog
-
-            syslog.openlog("m2r-deliver", syslog.LOG_PID, syslog.LOG_MAIL)
-            syslog.syslog(syslog.LOG_WARNING if failed else syslog.LOG_INFO, line)
-        except (OSError, ValueError):  # ValueError: a NUL or an unencodable character
-            pass
+        to_syslog(line, failed=failed)
     if log_file:
         try:
             log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -112,18 +107,11 @@ def emit(line: str, settings: Settings | None, *, failed: bool = False, verbose:
         except (OSError, ValueError):
             pass
     stream = stderr if stderr is not None else sys.stderr
-    if verbose or _is_terminal(stream):
+    if verbose or is_terminal(stream):
         try:
             print(f"m2r-deliver: {line}", file=stream)
         except (OSError, ValueError):
             pass
-
-
-def _is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 def quiet_libraries(*names: str) -> None:

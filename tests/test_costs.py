@@ -5,6 +5,7 @@ the memory a big mail takes while it is read and parsed."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import re
@@ -192,7 +193,7 @@ def watched_delivery(site, mail: bytes) -> tuple[int, list[str], list[int] | Non
                           env={**os.environ, "HOME": str(site.home)})
     assert (proc.stdout, proc.stderr) == (b"", b""), proc.stderr[-2000:]
     handlers = marks / "exit-handlers"
-    collections = eval(handlers.read_text()) if handlers.exists() else None  # a list of ints, written above
+    collections = json.loads(handlers.read_text()) if handlers.exists() else None  # repr of a list of ints
     return proc.returncode, sorted(path.name for path in marks.iterdir()), collections
 
 
